@@ -12,7 +12,7 @@ if [ ! -f "$src/package.json" ]; then
 fi
 src=$(cd "$src" && pwd)
 dir=$src
-if [ ! -w "$src" ]; then
+if ! ( : > "$src/.cask-write-test" && rm -f "$src/.cask-write-test" ) 2>/dev/null; then
   dir=${TMPDIR:-/tmp}/cask-interop-kit
   if [ ! -f "$dir/.copied-from" ] || [ "$(cat "$dir/.copied-from")" != "$src" ] || \
      ! cmp -s "$src/package-lock.json" "$dir/package-lock.json"; then
