@@ -1,0 +1,25 @@
+// Package muxrpc speaks the SSB RPC protocol: the packet-stream codec
+// (9-byte headers, JSON/string/binary bodies) and muxrpc endpoints that run
+// async, source, sink and duplex calls in both directions over one
+// io.ReadWriteCloser, usually a secret-handshake box stream.
+//
+// The package is a protocol library. It knows nothing of feeds, stores or
+// identities beyond an optional remote public key handed to handlers, and it
+// must never import another package of this project. It must never grow
+// memory without bound because of what a peer sends: packet sizes are capped,
+// per-stream queues are bounded (a full queue pauses reading the connection),
+// and the number of concurrent inbound calls is limited.
+//
+// Wire compatibility with the JavaScript stack (ssbc/muxrpc,
+// packet-stream, packet-stream-codec) follows the project's protocol facts
+// sheet, §5:
+//   - request numbers start at 1 per side; replies carry the negated number;
+//   - no packet with a zero-length body is ever sent (a JS peer reads any
+//     zero-length header as goodbye); empty strings go out as JSON "";
+//   - request names may be arrays or plain strings, async requests may lack
+//     "type" (the stream flag decides), "args" must be an array;
+//   - both halves of every stream are ended: when the remote ends a stream
+//     whose outgoing half is still open, this side answers with its own end;
+//   - unknown or forbidden methods are answered with the JS error text
+//     "method:<a,b> is not in list of allowed methods".
+package muxrpc
