@@ -28,6 +28,16 @@ func (s *Store) getRecord(seq int64) (Record, error) {
 	return r, nil
 }
 
+// indexedRecord reads the record an index entry points at; a missing record
+// is corruption, not absence.
+func (s *Store) indexedRecord(seq int64, what string) (Record, error) {
+	r, err := s.getRecord(seq)
+	if errors.Is(err, ErrNotFound) {
+		return Record{}, fmt.Errorf("%w: %s points at missing seq %d", ErrCorrupt, what, seq)
+	}
+	return r, err
+}
+
 // indexedSeq reads an index entry holding a receive seq.
 func (s *Store) indexedSeq(key []byte, what string) (int64, error) {
 	v, closer, err := s.db.Get(key)
@@ -62,7 +72,7 @@ func (s *Store) Get(key feeds.MessageRef) (Record, error) {
 		if err != nil {
 			return err
 		}
-		r, err = s.getRecord(seq)
+		r, err = s.indexedRecord(seq, "by-key index of "+key.String())
 		if err != nil {
 			return err
 		}
@@ -83,7 +93,7 @@ func (s *Store) GetBySequence(author feeds.FeedRef, seq int64) (Record, error) {
 		if err != nil {
 			return err
 		}
-		r, err = s.getRecord(rs)
+		r, err = s.indexedRecord(rs, fmt.Sprintf("by-feed index of %s:%d", author, seq))
 		if err != nil {
 			return err
 		}
