@@ -355,7 +355,10 @@ func TestCorruptionDetected(t *testing.T) {
 			if err := db.Set(logKey(nil, 2), []byte{1, 2, 3}, pebble.Sync); err != nil {
 				t.Fatal(err)
 			}
-		}, func(s *Store) error { _, err := collect(s.History(context.Background(), HistoryQuery{Author: testFeed(1)})); return err }},
+		}, func(s *Store) error {
+			_, err := collect(s.History(context.Background(), HistoryQuery{Author: testFeed(1)}))
+			return err
+		}},
 		{"by-key index points elsewhere", func(t *testing.T, db *pebble.DB) {
 			if err := db.Set(byKeyKey(nil, testMsg(testFeed(1), 1, "").Key), u64(2), pebble.Sync); err != nil {
 				t.Fatal(err)
