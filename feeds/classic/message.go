@@ -166,7 +166,9 @@ func ParseHMACKey(s string) (*[32]byte, error) {
 	if len(s) != 44 {
 		return nil, invalid(true, "hmac key must be 32 bytes of base64")
 	}
-	n, err := base64.StdEncoding.Strict().Decode(k[:], []byte(s))
+	var raw [33]byte // 44 base64 chars without padding decode to 33 bytes
+	n, err := base64.StdEncoding.Strict().Decode(raw[:], []byte(s))
+	copy(k[:], raw[:])
 	if err != nil || n != 32 {
 		return nil, &ValidationError{Fatal: true, Reason: "hmac key must be canonical base64 of 32 bytes", Err: err}
 	}
@@ -247,9 +249,11 @@ func FromValue(v Value) (*Message, error) {
 	if sig.kind != KindString || !strings.HasSuffix(sig.s, sigSuffix) || len(sig.s) != 88+len(sigSuffix) {
 		return nil, invalid(false, "signature must be base64 of 64 bytes + %q", sigSuffix)
 	}
-	if n, err := base64.StdEncoding.Strict().Decode(m.Signature[:], []byte(sig.s[:88])); err != nil || n != 64 {
+	var raw [66]byte // 88 base64 chars without padding decode to 66 bytes
+	if n, err := base64.StdEncoding.Strict().Decode(raw[:], []byte(sig.s[:88])); err != nil || n != 64 {
 		return nil, invalid(false, "signature base64 must be canonical")
 	}
+	copy(m.Signature[:], raw[:64])
 	// 5. key order (fatal).
 	if !validOrder(v.items) {
 		return nil, invalid(true, "message must have keys in allowed order")
@@ -444,7 +448,9 @@ func parseSigil(s string, sigil byte, suffix string) ([32]byte, bool) {
 	if len(s) != 1+44+len(suffix) || s[0] != sigil || s[44] != '=' || s[45:] != suffix {
 		return out, false
 	}
-	n, err := base64.StdEncoding.Strict().Decode(out[:], []byte(s[1:45]))
+	var raw [33]byte
+	n, err := base64.StdEncoding.Strict().Decode(raw[:], []byte(s[1:45]))
+	copy(out[:], raw[:])
 	return out, err == nil && n == 32
 }
 
