@@ -58,7 +58,9 @@ func (r *FeedRef) UnmarshalText(b []byte) error {
 }
 
 // String returns the sigil form "%...=.sha256".
-func (r MessageRef) String() string { return "%" + base64.StdEncoding.EncodeToString(r[:]) + hashSuffix }
+func (r MessageRef) String() string {
+	return "%" + base64.StdEncoding.EncodeToString(r[:]) + hashSuffix
+}
 
 // IsZero reports whether r is the zero value.
 func (r MessageRef) IsZero() bool { return r == MessageRef{} }
@@ -78,6 +80,9 @@ func (r *MessageRef) UnmarshalText(b []byte) error {
 
 // String returns the sigil form "&...=.sha256".
 func (r BlobRef) String() string { return "&" + base64.StdEncoding.EncodeToString(r[:]) + hashSuffix }
+
+// IsZero reports whether r is the zero value.
+func (r BlobRef) IsZero() bool { return r == BlobRef{} }
 
 // MarshalText implements encoding.TextMarshaler (sigil form).
 func (r BlobRef) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
@@ -122,7 +127,7 @@ func ParseFeedRef(s string) (FeedRef, error) {
 		raw, err := parseURI(s, "feed", "classic", "ed25519")
 		return FeedRef(raw), err
 	}
-	if len(s) == 53 && s[0] == '@' && strings.HasSuffix(s, feedSuffix) {
+	if len(s) == 1+44+len(feedSuffix) && s[0] == '@' && strings.HasSuffix(s, feedSuffix) {
 		if v, ok := decode32(s[1:45]); ok {
 			return FeedRef(v), nil
 		}
@@ -136,7 +141,7 @@ func ParseMessageRef(s string) (MessageRef, error) {
 		raw, err := parseURI(s, "message", "classic", "sha256")
 		return MessageRef(raw), err
 	}
-	if len(s) == 51 && s[0] == '%' && strings.HasSuffix(s, hashSuffix) {
+	if len(s) == 1+44+len(hashSuffix) && s[0] == '%' && strings.HasSuffix(s, hashSuffix) {
 		if v, ok := decode32(s[1:45]); ok {
 			return MessageRef(v), nil
 		}
@@ -150,7 +155,7 @@ func ParseBlobRef(s string) (BlobRef, error) {
 		raw, err := parseURI(s, "blob", "classic", "sha256")
 		return BlobRef(raw), err
 	}
-	if len(s) == 51 && s[0] == '&' && strings.HasSuffix(s, hashSuffix) {
+	if len(s) == 1+44+len(hashSuffix) && s[0] == '&' && strings.HasSuffix(s, hashSuffix) {
 		if v, ok := decode32(s[1:45]); ok {
 			return BlobRef(v), nil
 		}
