@@ -179,9 +179,10 @@ func handshakeIO(ctx context.Context, conn net.Conn) (stop func() error, err err
 			// The context ended (the AfterFunc ran or is running).
 			return ctx.Err()
 		}
-		if err := conn.SetDeadline(time.Time{}); err != nil {
-			return fmt.Errorf("secretstream: handshake: clear deadline: %w", err)
-		}
+		// An error here means the connection is already closed (the
+		// peer may hang up right after the handshake); the next Read or
+		// Write reports that, so it is not a handshake failure.
+		_ = conn.SetDeadline(time.Time{})
 		return nil
 	}, nil
 }
