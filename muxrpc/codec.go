@@ -113,12 +113,18 @@ func ReadPacket(r *bufio.Reader, buf []byte, maxBody int) (Packet, error) {
 	if maxBody <= 0 {
 		maxBody = DefaultMaxPacketSize
 	}
-	var hdr [HeaderSize]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return Packet{}, fmt.Errorf("muxrpc: truncated packet header: %w", err)
+	hdr, err := r.Peek(HeaderSize)
+	if len(hdr) < HeaderSize {
+		switch {
+		case len(hdr) > 0 && errors.Is(err, io.EOF):
+			return Packet{}, fmt.Errorf("muxrpc: truncated packet header: %w", io.ErrUnexpectedEOF)
+		case err == nil:
+			err = io.ErrUnexpectedEOF
 		}
 		return Packet{}, err // io.EOF or a transport error
+	}
+	if _, err := r.Discard(HeaderSize); err != nil {
+		return Packet{}, err
 	}
 	p := Packet{
 		Flag: Flag(hdr[0]) & flagKnown,

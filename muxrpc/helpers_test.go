@@ -229,3 +229,5 @@ func testMux() *Mux {
 	})
 	return m
 }
+
+func newBufReader(r io.Reader) *bufio.Reader { return bufio.NewReaderSize(r, 64<<10) }
