@@ -1,0 +1,291 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/cask-ssb/cask/feeds"
+	"github.com/cask-ssb/cask/sbot"
+	"github.com/cask-ssb/cask/sbot/client"
+)
+
+func addClientFlags(fs *pflag.FlagSet) {
+	addRepoFlag(fs)
+	fs.String("remote", "", "call a daemon over TCP at this multiserver address (net:HOST:PORT~shs:KEY) instead of REPO/socket (env SSB_REMOTE)")
+	fs.String("key", "", "with --remote: secret file to authenticate with (env SSB_KEY, default REPO/secret)")
+	fs.String("caps", "", "with --remote: network key, base64 (env SSB_CAPS, default main network)")
+	fs.Duration("timeout", 0, "give up after this long (0: no limit; streams with --live run until interrupted)")
+}
+
+func flagOrEnv(cmd *cobra.Command, name, env string) string {
+	if f := cmd.Flags().Lookup(name); f != nil && f.Changed {
+		return f.Value.String()
+	}
+	return os.Getenv(env)
+}
+
+// dial connects to the daemon: REPO/socket, or --remote over TCP.
+func dial(ctx context.Context, cmd *cobra.Command) (*client.Client, error) {
+	repo := repoFrom(cmd)
+	remote := flagOrEnv(cmd, "remote", "SSB_REMOTE")
+	if remote == "" {
+		c, err := client.DialRepo(ctx, repo)
+		if err != nil {
+			return nil, fmt.Errorf("%w; start one with: sbot serve --repo %s", err, repo)
+		}
+		return c, nil
+	}
+	cfg := sbot.Defaults(repo)
+	if k := flagOrEnv(cmd, "key", "SSB_KEY"); k != "" {
+		cfg.Key = k
+	}
+	if c := flagOrEnv(cmd, "caps", "SSB_CAPS"); c != "" {
+		cfg.Caps = c
+	}
+	caps, err := cfg.CapsKey()
+	if err != nil {
+		return nil, usageErr("%w", err)
+	}
+	keys, err := feeds.ReadSecret(cfg.KeyPath())
+	if err != nil {
+		return nil, fmt.Errorf("read key: %w", err)
+	}
+	return client.DialTCP(ctx, remote, keys, caps)
+}
+
+// clientRun wraps a client subcommand: context with signals and --timeout,
+// connect, run, close.
+func clientRun(cmd *cobra.Command, run func(ctx context.Context, c *client.Client, out *json.Encoder) error) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if d, _ := cmd.Flags().GetDuration("timeout"); d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	c, err := dial(ctx, cmd)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	w := bufio.NewWriter(os.Stdout)
+	defer w.Flush()
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	err = run(ctx, c, enc)
+	if err != nil && ctx.Err() != nil && err == ctx.Err() {
+		return nil // interrupted
+	}
+	return err
+}
+
+// printStream prints one JSON value per line, flushing as they come for
+// live streams.
+func printStream(ctx context.Context, it func(func(json.RawMessage, error) bool), enc *json.Encoder, flush bool) error {
+	var ferr error
+	it(func(v json.RawMessage, err error) bool {
+		if err != nil {
+			ferr = err
+			return false
+		}
+		if err := enc.Encode(v); err != nil {
+			ferr = err
+			return false
+		}
+		if flush {
+			os.Stdout.Sync()
+		}
+		return true
+	})
+	if ferr != nil && ctx.Err() != nil {
+		return nil
+	}
+	return ferr
+}
+
+func addClientCmds(root *cobra.Command) {
+	mk := func(use, short string, args cobra.PositionalArgs, run func(cmd *cobra.Command, a []string, ctx context.Context, c *client.Client, enc *json.Encoder) error) *cobra.Command {
+		cmd := &cobra.Command{Use: use, Short: short, Args: args}
+		cmd.RunE = func(cmd *cobra.Command, a []string) error {
+			return clientRun(cmd, func(ctx context.Context, c *client.Client, enc *json.Encoder) error {
+				return run(cmd, a, ctx, c, enc)
+			})
+		}
+		addClientFlags(cmd.Flags())
+		root.AddCommand(cmd)
+		return cmd
+	}
+	wrapArgs := func(n int) cobra.PositionalArgs {
+		return func(cmd *cobra.Command, args []string) error {
+			if err := cobra.ExactArgs(n)(cmd, args); err != nil {
+				return usageErr("%w", err)
+			}
+			return nil
+		}
+	}
+
+	mk("whoami", "Print the daemon's feed id", wrapArgs(0), func(_ *cobra.Command, _ []string, ctx context.Context, c *client.Client, enc *json.Encoder) error {
+		id, err := c.Whoami(ctx)
+		if err != nil {
+			return err
+		}
+		return enc.Encode(map[string]string{"id": id.String()})
+	})
+
+	pub := mk("publish [CONTENT-JSON]", "Publish a message (--type T --text S, or a JSON content object as argument or on stdin)", func(cmd *cobra.Command, args []string) error {
+		if len(args) > 1 {
+			return usageErr("publish takes at most one JSON argument")
+		}
+		return nil
+	}, func(cmd *cobra.Command, args []string, ctx context.Context, c *client.Client, enc *json.Encoder) error {
+		content, err := publishContent(cmd, args)
+		if err != nil {
+			return err
+		}
+		out, err := c.Publish(ctx, content)
+		if err != nil {
+			return err
+		}
+		return enc.Encode(out)
+	})
+	pub.Flags().String("type", "", "content type (with --text: a post-like message {type, text})")
+	pub.Flags().String("text", "", "text of the message")
+
+	mk("get ID", "Print a message by id", wrapArgs(1), func(cmd *cobra.Command, args []string, ctx context.Context, c *client.Client, enc *json.Encoder) error {
+		meta, _ := cmd.Flags().GetBool("meta")
+		out, err := c.Get(ctx, args[0], meta)
+		if err != nil {
+			return err
+		}
+		return enc.Encode(out)
+	}).Flags().Bool("meta", false, "print the {key,value,timestamp} record instead of the value")
+
+	logCmd := mk("log", "Print the log in receive order, one {key,value,timestamp} per line", wrapArgs(0), func(cmd *cobra.Command, _ []string, ctx context.Context, c *client.Client, enc *json.Encoder) error {
+		opts := map[string]any{}
+		if n, _ := cmd.Flags().GetInt("limit"); n > 0 {
+			opts["limit"] = n
+		}
+		live, _ := cmd.Flags().GetBool("live")
+		if live {
+			opts["live"] = true
+		}
+		if r, _ := cmd.Flags().GetBool("reverse"); r {
+			opts["reverse"] = true
+		}
+		if n, _ := cmd.Flags().GetInt64("gt"); n > 0 {
+			opts["gt"] = n
+		}
+		return printStream(ctx, c.Log(ctx, opts), enc, live)
+	})
+	logCmd.Flags().Int("limit", 0, "print at most this many messages")
+	logCmd.Flags().Bool("live", false, "keep printing new messages as they arrive")
+	logCmd.Flags().Bool("reverse", false, "newest first")
+	logCmd.Flags().Int64("gt", 0, "only messages after this receive sequence")
+
+	hist := mk("hist FEED", "Print one feed in sequence order, one {key,value,timestamp} per line", wrapArgs(1), func(cmd *cobra.Command, args []string, ctx context.Context, c *client.Client, enc *json.Encoder) error {
+		if _, err := feeds.ParseFeedRef(args[0]); err != nil {
+			return usageErr("hist: %w", err)
+		}
+		opts := map[string]any{"id": args[0], "keys": true}
+		if n, _ := cmd.Flags().GetInt64("seq"); n > 0 {
+			opts["seq"] = n
+		}
+		if n, _ := cmd.Flags().GetInt("limit"); n > 0 {
+			opts["limit"] = n
+		}
+		live, _ := cmd.Flags().GetBool("live")
+		if live {
+			opts["live"] = true
+		}
+		return printStream(ctx, c.History(ctx, opts), enc, live)
+	})
+	hist.Flags().Int64("seq", 0, "first sequence to print (inclusive)")
+	hist.Flags().Int("limit", 0, "print at most this many messages")
+	hist.Flags().Bool("live", false, "keep printing new messages as they arrive")
+
+	mk("status", "Print the daemon's status", wrapArgs(0), func(_ *cobra.Command, _ []string, ctx context.Context, c *client.Client, enc *json.Encoder) error {
+		out, err := c.Status(ctx)
+		if err != nil {
+			return err
+		}
+		return enc.Encode(out)
+	})
+
+	call := &cobra.Command{
+		Use:   "call METHOD [JSON-ARG...]",
+		Short: "Call any async, sync or source method of the daemon's manifest",
+		Long: `Call any method in the daemon's manifest. Arguments are JSON values
+(a bare word that is not JSON is sent as a string). An async method prints
+one JSON value; a source method prints one JSON value per line.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) < 1 {
+				return usageErr("call: missing METHOD")
+			}
+			return nil
+		},
+	}
+	call.RunE = func(cmd *cobra.Command, args []string) error {
+		jargs := make([]json.RawMessage, 0, len(args)-1)
+		for _, a := range args[1:] {
+			if json.Valid([]byte(a)) {
+				jargs = append(jargs, json.RawMessage(a))
+			} else {
+				b, _ := json.Marshal(a)
+				jargs = append(jargs, b)
+			}
+		}
+		return clientRun(cmd, func(ctx context.Context, c *client.Client, enc *json.Encoder) error {
+			return printStream(ctx, c.Call(ctx, args[0], jargs), enc, true)
+		})
+	}
+	addClientFlags(call.Flags())
+	root.AddCommand(call)
+}
+
+func publishContent(cmd *cobra.Command, args []string) (json.RawMessage, error) {
+	typ, _ := cmd.Flags().GetString("type")
+	text, _ := cmd.Flags().GetString("text")
+	if typ != "" || cmd.Flags().Changed("text") {
+		if len(args) > 0 {
+			return nil, usageErr("publish: give either --type/--text or a JSON content object, not both")
+		}
+		if typ == "" {
+			typ = "post"
+		}
+		b, _ := json.Marshal(struct {
+			Type string `json:"type"`
+			Text string `json:"text"`
+		}{typ, text})
+		return b, nil
+	}
+	var data []byte
+	if len(args) == 1 && args[0] != "-" {
+		data = []byte(args[0])
+	} else {
+		var err error
+		data, err = io.ReadAll(io.LimitReader(os.Stdin, 1<<20))
+		if err != nil {
+			return nil, usageErr("publish: read stdin: %w", err)
+		}
+	}
+	data = []byte(strings.TrimSpace(string(data)))
+	var obj map[string]any
+	if err := json.Unmarshal(data, &obj); err != nil {
+		return nil, usageErr("publish: content must be a JSON object: %w", err)
+	}
+	if t, _ := obj["type"].(string); t == "" {
+		return nil, usageErr(`publish: content needs a "type" string`)
+	}
+	return data, nil
+}
+

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/cask-ssb/cask/sbot"
+)
+
+// setting binds one configuration value to a flag and an environment
+// variable. Precedence: flag > environment > REPO/config.toml > default.
+type setting struct {
+	flag, env, usage string
+	apply            func(c *sbot.Config, v string) error
+}
+
+var serveSettings = []setting{
+	{"listen", "SSB_LISTEN", `TCP listen address ("off" disables TCP) (default ":8008")`, func(c *sbot.Config, v string) error { c.Listen = v; return nil }},
+	{"caps", "SSB_CAPS", "network key (secret-handshake app key), base64 (default: the SSB main network)", func(c *sbot.Config, v string) error { c.Caps = v; return nil }},
+	{"key", "SSB_KEY", "secret file to use, e.g. ~/.ssb/secret (default REPO/secret, created on first start)", func(c *sbot.Config, v string) error { c.Key = v; return nil }},
+	{"log-format", "SSB_LOG_FORMAT", `log format: "text" or "json" (default "text")`, func(c *sbot.Config, v string) error { c.LogFormat = v; return nil }},
+	{"log-level", "SSB_LOG_LEVEL", `log level: debug, info, warn, error (default "info")`, func(c *sbot.Config, v string) error { c.LogLevel = v; return nil }},
+	{"max-conns", "SSB_MAX_CONNS", "maximum concurrent peer connections (default 64)", intSetting(func(c *sbot.Config, n int) { c.MaxConns = n })},
+	{"max-streams", "SSB_MAX_STREAMS", "maximum concurrent calls/streams per connection (default 256)", intSetting(func(c *sbot.Config, n int) { c.MaxStreams = n })},
+}
+
+func intSetting(set func(*sbot.Config, int)) func(*sbot.Config, string) error {
+	return func(c *sbot.Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("want a positive integer, got %q", v)
+		}
+		set(c, n)
+		return nil
+	}
+}
+
+func addRepoFlag(fs *pflag.FlagSet) {
+	fs.String("repo", "", "repo directory (env SSB_REPO, default ~/.ssb-go)")
+}
+
+func repoFrom(cmd *cobra.Command) string {
+	if f := cmd.Flags().Lookup("repo"); f != nil && f.Changed {
+		return f.Value.String()
+	}
+	return sbot.DefaultRepo()
+}
+
+// resolveConfig applies defaults, config.toml, environment and flags.
+func resolveConfig(cmd *cobra.Command) (sbot.Config, error) {
+	cfg := sbot.Defaults(repoFrom(cmd))
+	if err := sbot.LoadConfigFile(&cfg); err != nil {
+		return cfg, usageErr("%w", err)
+	}
+	for _, s := range serveSettings {
+		if v, ok := os.LookupEnv(s.env); ok {
+			if err := s.apply(&cfg, v); err != nil {
+				return cfg, usageErr("%s: %w", s.env, err)
+			}
+		}
+		if f := cmd.Flags().Lookup(s.flag); f != nil && f.Changed {
+			if err := s.apply(&cfg, f.Value.String()); err != nil {
+				return cfg, usageErr("--%s: %w", s.flag, err)
+			}
+		}
+	}
+	if _, err := cfg.CapsKey(); err != nil {
+		return cfg, usageErr("%w", err)
+	}
+	return cfg, nil
+}
+
+func newLogger(cfg sbot.Config) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return nil, usageErr("log level %q: want debug, info, warn or error", cfg.LogLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch strings.ToLower(cfg.LogFormat) {
+	case "text", "":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, usageErr("log format %q: want text or json", cfg.LogFormat)
+}
+
+func addServeCmd(root *cobra.Command) {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the daemon",
+		Long: `Run the daemon: listen on TCP with the secret handshake and on the
+owner-only unix socket REPO/socket, and serve muxrpc until SIGINT/SIGTERM.
+
+Every setting is also an environment variable and a key in REPO/config.toml
+(listen, caps, key, log-format, log-level, max-conns, max-streams);
+flags win over the environment, which wins over the file.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := resolveConfig(cmd)
+			if err != nil {
+				return err
+			}
+			log, err := newLogger(cfg)
+			if err != nil {
+				return err
+			}
+			node, err := sbot.New(sbot.Options{Config: cfg, Logger: log})
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return node.Serve(ctx)
+		},
+	}
+	addRepoFlag(cmd.Flags())
+	for _, s := range serveSettings {
+		cmd.Flags().String(s.flag, "", s.usage+" (env "+s.env+")")
+	}
+	root.AddCommand(cmd)
+}

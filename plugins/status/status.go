@@ -1,0 +1,40 @@
+// Package status serves `status`: a snapshot of the daemon for its owner.
+package status
+
+import (
+	"context"
+
+	"github.com/cask-ssb/cask/muxrpc"
+)
+
+// Peer is one connected peer.
+type Peer struct {
+	ID        string `json:"id"`
+	Address   string `json:"address"`
+	Direction string `json:"direction"` // "in" or "out"
+	Since     int64  `json:"since"`     // ms since epoch
+}
+
+// Report is the status reply.
+type Report struct {
+	ID       string   `json:"id"`
+	Listen   []string `json:"listen"`
+	Peers    []Peer   `json:"peers"`
+	Messages int64    `json:"messages"`
+	Feeds    int64    `json:"feeds"`
+	LastSeq  int64    `json:"lastSeq"`
+	Uptime   float64  `json:"uptimeSeconds"`
+	Version  string   `json:"version"`
+}
+
+// Source produces the report.
+type Source interface {
+	Status() Report
+}
+
+// Register adds status to m.
+func Register(m *muxrpc.Mux, s Source) {
+	m.RegisterAsync(muxrpc.Method{"status"}, func(context.Context, *muxrpc.Request) (any, error) {
+		return s.Status(), nil
+	})
+}

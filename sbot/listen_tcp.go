@@ -1,0 +1,79 @@
+package sbot
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/cask-ssb/cask/secretstream"
+)
+
+// listenTCP listens with the secret handshake: every accepted connection is
+// authenticated with our network key; anything else never reaches muxrpc.
+func (n *Node) listenTCP() (net.Listener, error) {
+	raw, err := net.Listen("tcp", n.cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", n.cfg.Listen, err)
+	}
+	authorize := func(remote ed25519.PublicKey) error {
+		n.mu.Lock()
+		count := 0
+		for _, p := range n.peers {
+			if p.direction != "unix" {
+				count++
+			}
+		}
+		n.mu.Unlock()
+		if count >= n.cfg.MaxConns && !n.isOwner(remote) {
+			n.log.Warn("refused connection: too many peers", "peer", refOf(remote).String(), "max", n.cfg.MaxConns)
+			return fmt.Errorf("too many connections (%d)", n.cfg.MaxConns)
+		}
+		return nil
+	}
+	return secretstream.NewListener(raw, secretstream.ListenerConfig{
+		AppKey:    secretstream.AppKey(n.caps),
+		Local:     n.keys.Private,
+		Authorize: authorize,
+		Logger:    n.log.With("component", "shs"),
+	}), nil
+}
+
+func (n *Node) serveTCP(ctx context.Context, l net.Listener) {
+	defer n.wg.Done()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
+				n.log.Error("tcp accept failed", "err", err)
+			}
+			return
+		}
+		sc, ok := c.(*secretstream.Conn)
+		if !ok {
+			c.Close()
+			continue
+		}
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.runPeer(ctx, sc, sc.RemoteKey(), "net:"+c.RemoteAddr().String(), "in")
+		}()
+	}
+}
+
+// Connect dials a peer at a multiserver address and serves the connection
+// until ctx ends or the peer goes away.
+func (n *Node) Connect(ctx context.Context, addr string, remote ed25519.PublicKey) error {
+	sc, err := secretstream.Dial(ctx, "tcp", addr, secretstream.AppKey(n.caps), n.keys.Private, remote)
+	if err != nil {
+		return fmt.Errorf("connect %s: %w", addr, err)
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.runPeer(ctx, sc, remote, "net:"+addr, "out")
+	}()
+	return nil
+}

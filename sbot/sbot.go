@@ -1,0 +1,197 @@
+package sbot
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/cask-ssb/cask/feeds"
+	"github.com/cask-ssb/cask/feeds/store"
+	"github.com/cask-ssb/cask/muxrpc"
+	"github.com/cask-ssb/cask/plugins/gossip"
+	"github.com/cask-ssb/cask/plugins/history"
+	"github.com/cask-ssb/cask/plugins/logstream"
+	"github.com/cask-ssb/cask/plugins/publish"
+	"github.com/cask-ssb/cask/plugins/status"
+	"github.com/cask-ssb/cask/plugins/whoami"
+)
+
+// Version is reported by status.
+const Version = "0.1.0"
+
+// Options configure a Node.
+type Options struct {
+	Config Config
+	Logger *slog.Logger
+	// Now is the clock (tests); default time.Now.
+	Now func() time.Time
+}
+
+// Node is a running SSB daemon.
+type Node struct {
+	cfg     Config
+	log     *slog.Logger
+	now     func() time.Time
+	keys    feeds.KeyPair
+	caps    [32]byte
+	lock    *repoLock
+	store   *store.Store
+	mux     *muxrpc.Mux
+	writer  *writer
+	started time.Time
+
+	mu        sync.Mutex
+	peers     map[*muxrpc.Endpoint]*peerInfo
+	listeners []net.Listener
+	listen    []string
+	wg        sync.WaitGroup
+	closed    bool
+}
+
+type peerInfo struct {
+	id        feeds.FeedRef
+	address   string
+	direction string
+	since     time.Time
+}
+
+// New opens the repo and prepares the node; Serve starts the network.
+func New(opts Options) (*Node, error) {
+	cfg := opts.Config
+	if cfg.Repo == "" {
+		return nil, errors.New("sbot: no repo directory")
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	caps, err := cfg.CapsKey()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Repo, 0o700); err != nil {
+		return nil, fmt.Errorf("create repo %s: %w", cfg.Repo, err)
+	}
+	lock, err := lockRepo(cfg.Repo)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, log: log, now: now, caps: caps, lock: lock, peers: map[*muxrpc.Endpoint]*peerInfo{}}
+	fail := func(err error) (*Node, error) {
+		if n.store != nil {
+			n.store.Close()
+		}
+		lock.release()
+		return nil, err
+	}
+	if cfg.Key != "" {
+		n.keys, err = feeds.ReadSecret(cfg.Key)
+		if err != nil {
+			return fail(fmt.Errorf("read key %s: %w", cfg.Key, err))
+		}
+	} else {
+		var created bool
+		n.keys, created, err = feeds.LoadOrCreateSecret(cfg.KeyPath())
+		if err != nil {
+			return fail(fmt.Errorf("secret %s: %w", cfg.KeyPath(), err))
+		}
+		if created {
+			log.Info("created a new identity", "id", n.keys.ID.String(), "secret", cfg.KeyPath())
+		}
+	}
+	n.store, err = store.Open(filepath.Join(cfg.Repo, "store"), store.Options{
+		Logger:       log.With("component", "store"),
+		CacheSize:    8 << 20,
+		MemTableSize: 4 << 20,
+	})
+	if err != nil {
+		return fail(fmt.Errorf("open store: %w", err))
+	}
+	n.writer, err = newWriter(n.store, n.keys, now, log)
+	if err != nil {
+		return fail(err)
+	}
+	n.mux = n.buildMux()
+	return n, nil
+}
+
+// ID is the node's feed id.
+func (n *Node) ID() feeds.FeedRef { return n.keys.ID }
+
+// Store gives tests and tools read access to the store.
+func (n *Node) Store() *store.Store { return n.store }
+
+// anonymous lists what a peer that is not the owner may call: the read
+// methods the JS stack lets anonymous peers call.
+var anonymous = map[string]bool{
+	"manifest":            true,
+	"whoami":              true,
+	"gossip.ping":         true,
+	"createHistoryStream": true,
+}
+
+func (n *Node) buildMux() *muxrpc.Mux {
+	m := muxrpc.NewMux()
+	whoami.Register(m, n.keys.ID)
+	gossip.Register(m, gossip.Options{Now: n.now})
+	history.Register(m, n.store)
+	logstream.Register(m, n.store)
+	publish.Register(m, n.writer)
+	status.Register(m, n)
+	m.Allow = func(ctx context.Context, req *muxrpc.Request) bool {
+		if n.isOwner(req.RemoteKey()) {
+			return true
+		}
+		return anonymous[req.Method.String()]
+	}
+	return m
+}
+
+// isOwner: the unix socket (no remote key) or our own key over TCP.
+func (n *Node) isOwner(rk ed25519.PublicKey) bool {
+	if rk == nil {
+		return true
+	}
+	return feeds.FeedRef(n.keys.ID) == refOf(rk)
+}
+
+func refOf(pk ed25519.PublicKey) feeds.FeedRef {
+	var r feeds.FeedRef
+	copy(r[:], pk)
+	return r
+}
+
+// Status implements status.Source.
+func (n *Node) Status() status.Report {
+	msgs, nfeeds := n.store.Count()
+	r := status.Report{
+		ID:       n.keys.ID.String(),
+		Messages: msgs,
+		Feeds:    nfeeds,
+		LastSeq:  n.store.LastSeq(),
+		Uptime:   n.now().Sub(n.started).Seconds(),
+		Version:  Version,
+		Peers:    []status.Peer{},
+	}
+	n.mu.Lock()
+	r.Listen = append([]string{}, n.listen...)
+	for _, p := range n.peers {
+		if p.direction == "unix" {
+			continue
+		}
+		r.Peers = append(r.Peers, status.Peer{ID: p.id.String(), Address: p.address, Direction: p.direction, Since: p.since.UnixMilli()})
+	}
+	n.mu.Unlock()
+	return r
+}

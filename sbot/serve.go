@@ -1,0 +1,164 @@
+package sbot
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"net"
+	"os"
+	"time"
+
+	"github.com/cask-ssb/cask/feeds"
+	"github.com/cask-ssb/cask/muxrpc"
+)
+
+// Serve listens (unix socket, and TCP unless Listen is "" or "off") and
+// serves until ctx is cancelled; then it stops accepting, says goodbye to
+// every peer, lets the writer finish what it acknowledged and closes the
+// store. It returns nil after a clean shutdown.
+func (n *Node) Serve(ctx context.Context) error {
+	n.started = n.now()
+	ul, err := n.listenUnix()
+	if err != nil {
+		n.Close()
+		return err
+	}
+	n.mu.Lock()
+	n.listeners = append(n.listeners, ul)
+	n.listen = append(n.listen, "unix:"+n.cfg.SocketPath())
+	n.mu.Unlock()
+	if n.cfg.Listen != "" && n.cfg.Listen != "off" {
+		tl, err := n.listenTCP()
+		if err != nil {
+			ul.Close()
+			n.Close()
+			return err
+		}
+		addr := tl.Addr().(*net.TCPAddr)
+		n.mu.Lock()
+		n.listeners = append(n.listeners, tl)
+		n.listen = append(n.listen, feeds.Address{Host: addr.IP.String(), Port: addr.Port, Key: n.keys.ID}.String())
+		n.mu.Unlock()
+		n.wg.Add(1)
+		go n.serveTCP(ctx, tl)
+	}
+	n.wg.Add(1)
+	go n.serveUnix(ctx, ul)
+	n.log.Info("sbot serving", "id", n.keys.ID.String(), "listen", n.Listen(), "repo", n.cfg.Repo)
+	<-ctx.Done()
+	n.log.Info("shutting down")
+	return n.Close()
+}
+
+// Listen returns the addresses the node listens on (after Serve started).
+func (n *Node) Listen() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]string(nil), n.listen...)
+}
+
+// TCPAddr returns the TCP listen address, or "" if none.
+func (n *Node) TCPAddr() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, l := range n.listeners {
+		if a, ok := l.Addr().(*net.TCPAddr); ok {
+			return a.String()
+		}
+	}
+	return ""
+}
+
+// Close shuts the node down: listeners, peers (goodbye), writer, store,
+// socket file and repo lock. It is safe to call more than once.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	ls := n.listeners
+	eps := make([]*muxrpc.Endpoint, 0, len(n.peers))
+	for e := range n.peers {
+		eps = append(eps, e)
+	}
+	n.mu.Unlock()
+	for _, l := range ls {
+		l.Close()
+	}
+	done := make(chan struct{})
+	go func() {
+		for _, e := range eps {
+			e.Close()
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		n.log.Warn("some peers did not say goodbye in time")
+	}
+	waited := make(chan struct{})
+	go func() { n.wg.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-time.After(5 * time.Second):
+		n.log.Warn("some connections are still closing")
+	}
+	var errs []error
+	if n.writer != nil {
+		n.writer.stop()
+	}
+	if n.store != nil {
+		errs = append(errs, n.store.Close())
+	}
+	_ = os.Remove(n.cfg.SocketPath())
+	errs = append(errs, n.lock.release())
+	return errors.Join(errs...)
+}
+
+// runPeer serves one connection until it ends.
+func (n *Node) runPeer(ctx context.Context, conn net.Conn, remote ed25519.PublicKey, address, direction string) {
+	log := n.log.With("addr", address)
+	var id feeds.FeedRef
+	if remote != nil {
+		id = refOf(remote)
+		log = log.With("peer", id.String())
+	} else {
+		id = n.keys.ID
+		direction = "unix"
+	}
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		conn.Close()
+		return
+	}
+	e := muxrpc.NewEndpoint(ctx, conn, n.mux, muxrpc.Options{
+		Logger:     log.With("component", "muxrpc"),
+		MaxStreams: n.cfg.MaxStreams,
+		RemoteKey:  remote,
+	})
+	n.peers[e] = &peerInfo{id: id, address: address, direction: direction, since: n.now()}
+	n.mu.Unlock()
+	if direction != "unix" {
+		log.Info("peer connected", "direction", direction)
+		if !n.isOwner(remote) {
+			go n.replicateFeed(ctx, e, id, log)
+		}
+	} else {
+		log.Debug("local client connected")
+	}
+	<-e.Done()
+	n.mu.Lock()
+	delete(n.peers, e)
+	n.mu.Unlock()
+	if direction != "unix" {
+		if err := e.Err(); err != nil {
+			log.Info("peer disconnected", "err", err)
+		} else {
+			log.Info("peer disconnected")
+		}
+	}
+}
