@@ -76,11 +76,9 @@ func (c *Conn) LocalKey() ed25519.PublicKey { return append(ed25519.PublicKey(ni
 func (c *Conn) Read(p []byte) (int, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	n, err := c.r.Read(p)
-	if err != nil && err != io.EOF {
-		return n, fmt.Errorf("secretstream: read: %w", err)
-	}
-	return n, err
+	// Errors are returned unwrapped so that net.Error timeouts keep their
+	// type; box-stream errors already say where they come from.
+	return c.r.Read(p)
 }
 
 // Write encrypts and sends p in frames of at most 4096 bytes.

@@ -411,3 +411,35 @@ func TestConcurrentReadWrite(t *testing.T) {
 		t.Fatalf("got %d bytes", len(got))
 	}
 }
+
+// TestReadDeadlineResumes: a read timeout is a net.Error and does not break
+// the stream; reading continues after the deadline is lifted.
+func TestReadDeadlineResumes(t *testing.T) {
+	clientKey, serverKey := newKey(t), newKey(t)
+	c, s := handshake(t, testAppKey(6), testAppKey(6), clientKey, serverKey, pub(serverKey), nil)
+	if c.err != nil || s.err != nil {
+		t.Fatalf("handshake: %v / %v", c.err, s.err)
+	}
+	if err := s.conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 16)
+	_, err := s.conn.Read(buf)
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("err = %v, want a net.Error timeout", err)
+	}
+	if _, ok := err.(net.Error); !ok {
+		t.Fatalf("timeout error %T is not a net.Error itself", err)
+	}
+	if err := s.conn.SetReadDeadline(time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.conn.Write([]byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	n, err := io.ReadFull(s.conn, buf[:5])
+	if err != nil || string(buf[:n]) != "after" {
+		t.Fatalf("read after timeout: %q %v", buf[:n], err)
+	}
+}
