@@ -36,10 +36,10 @@ type multiboxFile struct {
 		Ciphertext       string `json:"ciphertext_base64"`
 		CiphertextLength int    `json:"ciphertext_length"`
 		OpenWith         []struct {
-			ID              string  `json:"id"`
-			Curve25519Secret string `json:"curve25519_secret"`
-			Opens           bool    `json:"opens"`
-			Plaintext       *string `json:"plaintext_base64"`
+			ID               string  `json:"id"`
+			Curve25519Secret string  `json:"curve25519_secret"`
+			Opens            bool    `json:"opens"`
+			Plaintext        *string `json:"plaintext_base64"`
 		} `json:"open_with"`
 	} `json:"vectors"`
 }
