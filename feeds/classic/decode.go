@@ -1,6 +1,7 @@
 package classic
 
 import (
+	"bytes"
 	"fmt"
 	"strconv"
 	"unicode/utf8"
@@ -27,7 +28,17 @@ func (e *SyntaxError) Error() string {
 // semantics (lone surrogates kept), objects take V8 property order and
 // duplicate keys keep the first position with the last value.
 func Decode(data []byte) (Value, error) {
-	d := decoder{data: data, src: string(data)}
+	// Upper bound of the members of all containers: each member but the
+	// last of a container is followed by a comma. One allocation holds
+	// every container of the value, another the parse stack.
+	n := bytes.Count(data, []byte{','}) + bytes.Count(data, []byte{'{'}) + bytes.Count(data, []byte{'['})
+	n = min(n, 1<<16)
+	d := decoder{
+		data:  data,
+		src:   string(data),
+		slab:  make([]Member, 0, n),
+		stack: make([]Member, 0, min(n, 256)),
+	}
 	return d.top()
 }
 
@@ -76,11 +87,7 @@ func (d *decoder) alloc(n int) []Member {
 		return nil
 	}
 	if n > cap(d.slab)-len(d.slab) {
-		size := 128
-		if n > size {
-			size = n
-		}
-		d.slab = make([]Member, 0, size)
+		d.slab = make([]Member, 0, max(64, n))
 	}
 	start := len(d.slab)
 	d.slab = d.slab[:start+n]
@@ -204,6 +211,10 @@ func (d *decoder) str() (string, error) {
 	data := d.data
 	p := d.pos
 	for p < len(data) {
+		if p+8 <= len(data) && plain8(data, p) {
+			p += 8
+			continue
+		}
 		c := data[p]
 		if c == '"' {
 			d.pos = p + 1

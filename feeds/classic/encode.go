@@ -113,6 +113,10 @@ func appendQuoted(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		if i+8 <= len(s) && plain8s(s, i) {
+			i += 8
+			continue
+		}
 		c := s[i]
 		if c < 0x80 {
 			if safeASCII[c] {

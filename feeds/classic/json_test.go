@@ -319,3 +319,29 @@ func TestObjectConstructor(t *testing.T) {
 		t.Fatal("FromGo accepted a struct")
 	}
 }
+
+func TestPlain8(t *testing.T) {
+	// Compare the SWAR test with a byte-by-byte one on every single
+	// special byte at every position.
+	slow := func(b []byte) bool {
+		for _, c := range b {
+			if c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+				return false
+			}
+		}
+		return true
+	}
+	base := []byte("abcdefgh")
+	for pos := 0; pos < 8; pos++ {
+		for c := 0; c < 256; c++ {
+			b := append([]byte(nil), base...)
+			b[pos] = byte(c)
+			if got, want := plain8(b, 0), slow(b); got != want {
+				t.Fatalf("plain8(%q) = %v, want %v", b, got, want)
+			}
+			if got, want := plain8s(string(b), 0), slow(b); got != want {
+				t.Fatalf("plain8s(%q) = %v, want %v", b, got, want)
+			}
+		}
+	}
+}

@@ -437,9 +437,14 @@ func isCanonicalBase64(s string) bool {
 	return true
 }
 
-func isB64Char(c byte) bool {
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/'
-}
+func isB64Char(c byte) bool { return b64Chars[c] }
+
+var b64Chars = func() (t [256]bool) {
+	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") {
+		t[c] = true
+	}
+	return t
+}()
 
 // parseSigil parses sigil + canonical base64 of 32 bytes + suffix (the
 // ssb-ref forms of feed and message ids).

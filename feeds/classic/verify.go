@@ -135,6 +135,58 @@ func (v *Verifier) verifySignatures(ctx context.Context, msgs []*Message) (ok, c
 	return ok, checked
 }
 
+// VerifyRaw parses bare message values (or KVT records, see ParseKVT) and
+// verifies them like Verify, doing the parsing in the parallel workers too.
+// msgs[i] is nil when raw[i] did not parse; errs[i] then holds the parse
+// error. A KVT record whose claimed key differs from the computed id is
+// rejected (non-fatal).
+func (v *Verifier) VerifyRaw(ctx context.Context, raw [][]byte, states map[feeds.FeedRef]*FeedState) (msgs []*Message, errs []error) {
+	msgs = make([]*Message, len(raw))
+	parseErrs := make([]error, len(raw))
+	ok := make([]bool, len(raw))
+	checked := make([]bool, len(raw))
+	bs := v.batchSize
+	chunks := (len(raw) + bs - 1) / bs
+	workers := min(v.workers, chunks)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			bv := voi.NewBatchVerifierWithCapacity(bs)
+			inputs := make([][]byte, 0, bs)
+			for {
+				c := int(next.Add(1) - 1)
+				if c >= chunks || ctx.Err() != nil {
+					return
+				}
+				lo, hi := c*bs, min((c+1)*bs, len(raw))
+				for i := lo; i < hi; i++ {
+					m, _, claimed, err := ParseKVT(raw[i])
+					if err == nil && claimed != nil && *claimed != m.Key {
+						err = invalid(false, "record key %s does not match computed id %s", claimed, m.Key)
+						m = nil
+					}
+					msgs[i], parseErrs[i] = m, err
+				}
+				v.verifyChunk(bv, inputs[:0], msgs[lo:hi], ok[lo:hi])
+				for i := lo; i < hi; i++ {
+					checked[i] = true
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	errs = v.applyChain(ctx, msgs, ok, checked, states)
+	for i, err := range parseErrs {
+		if err != nil {
+			errs[i] = err
+		}
+	}
+	return msgs, errs
+}
+
 func (v *Verifier) verifyChunk(bv *voi.BatchVerifier, inputs [][]byte, msgs []*Message, ok []bool) {
 	bv.Reset()
 	n := 0
@@ -181,8 +233,13 @@ func (v *Verifier) verifyChunk(bv *voi.BatchVerifier, inputs [][]byte, msgs []*M
 // are checked before the signature, as in ssb-validate, so a duplicate with
 // a bad signature is reported as a (non-fatal) duplicate.
 func (v *Verifier) Verify(ctx context.Context, msgs []*Message, states map[feeds.FeedRef]*FeedState) []error {
-	errs := make([]error, len(msgs))
 	sigOK, checked := v.verifySignatures(ctx, msgs)
+	return v.applyChain(ctx, msgs, sigOK, checked, states)
+}
+
+// applyChain runs the per-feed chain checks in input order.
+func (v *Verifier) applyChain(ctx context.Context, msgs []*Message, sigOK, checked []bool, states map[feeds.FeedRef]*FeedState) []error {
+	errs := make([]error, len(msgs))
 	for i, m := range msgs {
 		if !checked[i] {
 			// Not reached before cancellation: nothing after this can be
