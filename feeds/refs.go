@@ -36,7 +36,7 @@ const (
 )
 
 // String returns the sigil form "@...=.ed25519".
-func (r FeedRef) String() string { return "@" + base64.StdEncoding.EncodeToString(r[:]) + feedSuffix }
+func (r FeedRef) String() string { return string(sigilForm(make([]byte, 0, 53), '@', r, feedSuffix)) }
 
 // PublicKey returns the feed's ed25519 public key.
 func (r FeedRef) PublicKey() ed25519.PublicKey { return ed25519.PublicKey(r[:]) }
@@ -45,7 +45,9 @@ func (r FeedRef) PublicKey() ed25519.PublicKey { return ed25519.PublicKey(r[:]) 
 func (r FeedRef) IsZero() bool { return r == FeedRef{} }
 
 // MarshalText implements encoding.TextMarshaler (sigil form).
-func (r FeedRef) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+func (r FeedRef) MarshalText() ([]byte, error) {
+	return sigilForm(make([]byte, 0, 53), '@', r, feedSuffix), nil
+}
 
 // UnmarshalText implements encoding.TextUnmarshaler (sigil or URI form).
 func (r *FeedRef) UnmarshalText(b []byte) error {
@@ -59,14 +61,16 @@ func (r *FeedRef) UnmarshalText(b []byte) error {
 
 // String returns the sigil form "%...=.sha256".
 func (r MessageRef) String() string {
-	return "%" + base64.StdEncoding.EncodeToString(r[:]) + hashSuffix
+	return string(sigilForm(make([]byte, 0, 52), '%', r, hashSuffix))
 }
 
 // IsZero reports whether r is the zero value.
 func (r MessageRef) IsZero() bool { return r == MessageRef{} }
 
 // MarshalText implements encoding.TextMarshaler (sigil form).
-func (r MessageRef) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+func (r MessageRef) MarshalText() ([]byte, error) {
+	return sigilForm(make([]byte, 0, 52), '%', r, hashSuffix), nil
+}
 
 // UnmarshalText implements encoding.TextUnmarshaler (sigil or URI form).
 func (r *MessageRef) UnmarshalText(b []byte) error {
@@ -79,13 +83,15 @@ func (r *MessageRef) UnmarshalText(b []byte) error {
 }
 
 // String returns the sigil form "&...=.sha256".
-func (r BlobRef) String() string { return "&" + base64.StdEncoding.EncodeToString(r[:]) + hashSuffix }
+func (r BlobRef) String() string { return string(sigilForm(make([]byte, 0, 52), '&', r, hashSuffix)) }
 
 // IsZero reports whether r is the zero value.
 func (r BlobRef) IsZero() bool { return r == BlobRef{} }
 
 // MarshalText implements encoding.TextMarshaler (sigil form).
-func (r BlobRef) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+func (r BlobRef) MarshalText() ([]byte, error) {
+	return sigilForm(make([]byte, 0, 52), '&', r, hashSuffix), nil
+}
 
 // UnmarshalText implements encoding.TextUnmarshaler (sigil or URI form).
 func (r *BlobRef) UnmarshalText(b []byte) error {
@@ -95,6 +101,13 @@ func (r *BlobRef) UnmarshalText(b []byte) error {
 	}
 	*r = v
 	return nil
+}
+
+// sigilForm appends sigil + base64(key) + suffix to dst.
+func sigilForm(dst []byte, sigil byte, key [32]byte, suffix string) []byte {
+	dst = append(dst, sigil)
+	dst = base64.StdEncoding.AppendEncode(dst, key[:])
+	return append(dst, suffix...)
 }
 
 // FeedRefFromPublicKey converts an ed25519 public key to a FeedRef.
