@@ -1,8 +1,12 @@
 // Package feeds holds the identities and references of Secure Scuttlebutt:
 // feed ids (ed25519 public keys), message ids and blob ids, their sigil and
-// ssb: URI forms, and the ssb-keys secret file.
+// ssb: URI forms, the ssb-ref text predicates (Classify, IsFeedID, ParseLink,
+// Extract, ...), multiserver peer addresses, key pairs and the ssb-keys
+// secret file.
 //
-// It imports nothing else of the project and never touches the network.
+// It imports nothing else of the project and never touches the network:
+// addresses are only parsed and printed here, never dialled. The only file
+// it writes is a secret file, and it never overwrites one.
 package feeds
 
 import (
