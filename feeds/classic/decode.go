@@ -37,7 +37,7 @@ func Decode(data []byte) (Value, error) {
 		data:  data,
 		src:   string(data),
 		slab:  make([]Member, 0, n),
-		stack: make([]Member, 0, min(n, 256)),
+		stack: make([]Member, 0, min(n, 24)),
 	}
 	return d.top()
 }

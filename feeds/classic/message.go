@@ -126,6 +126,12 @@ func (m *Message) SignedBytes() []byte {
 	return b
 }
 
+// appendSignedBytes appends SignedBytes to b.
+func (m *Message) appendSignedBytes(b []byte) []byte {
+	b = append(b, m.Canonical[:m.signedLen]...)
+	return append(b, '\n', '}')
+}
+
 // signingInput returns what the ed25519 signature covers: SignedBytes, or its
 // HMAC-SHA-512-256 under the network's sign cap.
 func signingInput(signed []byte, hmacKey *[32]byte) []byte {
@@ -311,7 +317,8 @@ func FromValue(v Value) (*Message, error) {
 	}
 
 	// Canonical and compact encodings in one buffer.
-	buf := make([]byte, 0, 3*len(sig.s)+estimateSize(v)*2)
+	pretty, compact := estimateSizes(v, 0)
+	buf := make([]byte, 0, pretty+compact+32)
 	buf = append(buf, '{')
 	for i := 0; i < 6; i++ {
 		if i > 0 {
@@ -342,22 +349,33 @@ func FromValue(v Value) (*Message, error) {
 	return m, nil
 }
 
-// estimateSize is a cheap upper-bound guess of a value's canonical size.
-func estimateSize(v Value) int {
-	n := 64
+// estimateSizes estimates the canonical (pretty) and compact sizes of a
+// value at the given depth; exact for strings without escapes and numbers
+// up to 16 characters.
+func estimateSizes(v Value, depth int) (pretty, compact int) {
+	switch v.kind {
+	case KindString:
+		return len(v.s) + 2, len(v.s) + 2
+	case KindNumber:
+		return 16, 16
+	case KindNull, KindBool:
+		return 5, 5
+	}
+	if len(v.items) == 0 {
+		return 2, 2
+	}
+	pretty, compact = 2+1+2*depth, 2 // brackets, closing newline+indent
 	for i := range v.items {
 		it := &v.items[i]
-		n += len(it.Key) + 8
-		switch it.Value.kind {
-		case KindString:
-			n += len(it.Value.s) + 8
-		case KindArray, KindObject:
-			n += estimateSize(it.Value)
-		default:
-			n += 24
+		p, c := estimateSizes(it.Value, depth+1)
+		pretty += p + 2 + 2*(depth+1) // comma, newline, indent
+		compact += c + 1
+		if v.kind == KindObject {
+			pretty += len(it.Key) + 4
+			compact += len(it.Key) + 3
 		}
 	}
-	return n
+	return pretty, compact
 }
 
 // utf16LenASCII counts UTF-16 units of UTF-8 text and reports whether it is

@@ -117,14 +117,14 @@ func (v *Verifier) verifySignatures(ctx context.Context, msgs []*Message) (ok, c
 		go func() {
 			defer wg.Done()
 			bv := voi.NewBatchVerifierWithCapacity(bs)
-			inputs := make([][]byte, 0, bs)
+			var scratch []byte
 			for {
 				c := int(next.Add(1) - 1)
 				if c >= chunks || ctx.Err() != nil {
 					return
 				}
 				lo, hi := c*bs, min((c+1)*bs, len(msgs))
-				v.verifyChunk(bv, inputs[:0], msgs[lo:hi], ok[lo:hi])
+				v.verifyChunk(bv, &scratch, msgs[lo:hi], ok[lo:hi])
 				for i := lo; i < hi; i++ {
 					checked[i] = true
 				}
@@ -155,7 +155,7 @@ func (v *Verifier) VerifyRaw(ctx context.Context, raw [][]byte, states map[feeds
 		go func() {
 			defer wg.Done()
 			bv := voi.NewBatchVerifierWithCapacity(bs)
-			inputs := make([][]byte, 0, bs)
+			var scratch []byte
 			for {
 				c := int(next.Add(1) - 1)
 				if c >= chunks || ctx.Err() != nil {
@@ -170,7 +170,7 @@ func (v *Verifier) VerifyRaw(ctx context.Context, raw [][]byte, states map[feeds
 					}
 					msgs[i], parseErrs[i] = m, err
 				}
-				v.verifyChunk(bv, inputs[:0], msgs[lo:hi], ok[lo:hi])
+				v.verifyChunk(bv, &scratch, msgs[lo:hi], ok[lo:hi])
 				for i := lo; i < hi; i++ {
 					checked[i] = true
 				}
@@ -187,16 +187,17 @@ func (v *Verifier) VerifyRaw(ctx context.Context, raw [][]byte, states map[feeds
 	return msgs, errs
 }
 
-func (v *Verifier) verifyChunk(bv *voi.BatchVerifier, inputs [][]byte, msgs []*Message, ok []bool) {
+// verifyChunk checks one batch. scratch holds the signed bytes while an
+// entry is added (the batch verifier hashes them at once and keeps no
+// reference), so no per-message copy is allocated.
+func (v *Verifier) verifyChunk(bv *voi.BatchVerifier, scratch *[]byte, msgs []*Message, ok []bool) {
 	bv.Reset()
 	n := 0
 	for _, m := range msgs {
 		if m == nil {
-			inputs = append(inputs, nil)
 			continue
 		}
-		in := signingInput(m.SignedBytes(), v.hmacKey)
-		inputs = append(inputs, in)
+		in := v.input(scratch, m)
 		if k := v.expandedKey(m.Author); k != nil {
 			bv.AddExpandedWithOptions(k, in, m.Signature[:], verifyOptions)
 		} else {
@@ -218,11 +219,17 @@ func (v *Verifier) verifyChunk(bv *voi.BatchVerifier, inputs [][]byte, msgs []*M
 			continue
 		}
 		if k := v.expandedKey(m.Author); k != nil {
-			ok[i] = voi.VerifyExpandedWithOptions(k, inputs[i], m.Signature[:], verifyOptions)
+			ok[i] = voi.VerifyExpandedWithOptions(k, v.input(scratch, m), m.Signature[:], verifyOptions)
 		} else {
-			ok[i] = false // invalid public key
+			ok[i] = false // not a valid public key
 		}
 	}
+}
+
+// input returns the signing input of m, built in *scratch.
+func (v *Verifier) input(scratch *[]byte, m *Message) []byte {
+	*scratch = m.appendSignedBytes((*scratch)[:0])
+	return signingInput(*scratch, v.hmacKey)
 }
 
 // Verify validates msgs in order, as ssb-validate would append them one by
