@@ -307,3 +307,53 @@ func TestIsEncryptedString(t *testing.T) {
 		}
 	}
 }
+
+// TestLibsodiumRejections: signatures that Go's crypto/ed25519 accepts but
+// libsodium (the JS stack) rejects must be rejected here too.
+func TestLibsodiumRejections(t *testing.T) {
+	identity := make([]byte, 32)
+	identity[0] = 1 // the neutral point: small order
+	author := "@" + base64.StdEncoding.EncodeToString(identity) + ".ed25519"
+	sig := make([]byte, 64)
+	copy(sig, identity) // R = neutral point, S = 0: "valid" for A = neutral
+	msg := `{"previous":null,"sequence":1,"author":"` + author + `","timestamp":1,"hash":"sha256",` +
+		`"content":{"type":"post"},"signature":"` + base64.StdEncoding.EncodeToString(sig) + `.sig.ed25519"}`
+	m, err := Parse([]byte(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ed25519.Verify(identity, m.SignedBytes(), sig) {
+		t.Fatal("test premise: crypto/ed25519 should accept the small-order forgery")
+	}
+	if err := m.VerifySignature(nil); err == nil {
+		t.Fatal("small-order public key accepted")
+	}
+	for i, err := range NewVerifier(nil).Verify(context.Background(), []*Message{m, m}, map[feeds.FeedRef]*FeedState{}) {
+		if err == nil {
+			t.Fatalf("verifier accepted small-order forgery %d", i)
+		}
+	}
+
+	// Non-canonical S (S + L) must be rejected even though it is the same
+	// scalar mod L.
+	key := testKey(11)
+	good, err := Create(key, nil, 1, map[string]any{"type": "post"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := [32]byte{0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10}
+	bad := *good
+	var carry uint16
+	for i := 0; i < 32; i++ {
+		v := uint16(bad.Signature[32+i]) + uint16(l[i]) + carry
+		bad.Signature[32+i] = byte(v)
+		carry = v >> 8
+	}
+	if carry != 0 || bad.Signature == good.Signature {
+		t.Fatal("test premise: S+L must fit in 32 bytes")
+	}
+	if err := bad.VerifySignature(nil); err == nil {
+		t.Fatal("non-canonical S accepted")
+	}
+}

@@ -610,3 +610,33 @@ func parseMsgRef(s string) (feeds.MessageRef, error) {
 	}
 	return feeds.MessageRef(r), nil
 }
+
+func TestVerifyRaw(t *testing.T) {
+	data := readShared(t, "testdata/ssb-validate/generated-edge-feed.jsonl")
+	lines := bytes.Split(bytes.TrimSpace(data), []byte("\n"))
+	raw := make([][]byte, 0, len(lines)+2)
+	for _, l := range lines {
+		raw = append(raw, l)
+	}
+	// A KVT whose claimed key is wrong, and garbage.
+	wrongKey := bytes.Replace(lines[0], []byte(`"key":"%`), []byte(`"key":"%A`), 1)
+	wrongKey = bytes.Replace(wrongKey, []byte(`="`), []byte(`"`), 1)
+	raw = append(raw, wrongKey, []byte(`{"nope`))
+	states := map[feeds.FeedRef]*FeedState{}
+	msgs, errs := NewVerifier(nil, WithBatchSize(5)).VerifyRaw(context.Background(), raw, states)
+	for i := range lines {
+		if errs[i] != nil || msgs[i] == nil {
+			t.Fatalf("line %d: %v", i+1, errs[i])
+		}
+	}
+	if errs[len(lines)] == nil || errs[len(lines)+1] == nil {
+		t.Fatalf("bad records accepted: %v / %v", errs[len(lines)], errs[len(lines)+1])
+	}
+	var st *FeedState
+	for _, s := range states {
+		st = s
+	}
+	if len(states) != 1 || st.Sequence != 17 {
+		t.Fatalf("states = %v", states)
+	}
+}
