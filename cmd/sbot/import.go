@@ -6,7 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/signal"
+	"slices"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,14 +23,23 @@ import (
 	"github.com/cask-ssb/cask/sbot/client"
 )
 
+// importSummary is the last output line of import.
 type importSummary struct {
 	Messages  int    `json:"messages"`
 	Imported  int    `json:"imported"`
 	Duplicate int    `json:"duplicate"`
 	Invalid   int    `json:"invalid"`
 	Feeds     int    `json:"feeds"`
-	Via       string `json:"via"`
+	Via       string `json:"via"` // "daemon" or "store"
 }
+
+// importChunk is how many lines are checked and stored together (one
+// fsync for the store; one wave of concurrent adds for a daemon).
+const importChunk = 1000
+
+// maxAddWorkers bounds the concurrent add calls to a daemon (one feed
+// each); the daemon allows 256 concurrent calls per connection.
+const maxAddWorkers = 64
 
 func newImportCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -33,105 +47,122 @@ func newImportCmd() *cobra.Command {
 		Short: "Validate newline-delimited messages and add them to the store",
 		Long: `Validate newline-delimited JSON messages (plain or gzip; "-" for stdin) and
 append the valid ones to the repo's store. Invalid messages are reported
-(one JSON line each) and skipped; messages already stored are skipped, so
-importing the same input twice adds nothing twice. Every feed must start at
-sequence 1 or continue the feed already stored. When a daemon runs for the
-repo, messages go through it (muxrpc "add"); otherwise the store is opened
-directly. Progress goes to stderr; a summary line ends the output.`,
+(one JSON line each, like verify) and skipped; messages already stored are
+counted as duplicates and skipped, so importing the same input twice adds
+nothing twice. Every feed must start at sequence 1 in the input or continue
+the feed already stored. A line that is not JSON stops the import (exit
+status 2); what was imported before it stays stored.
+
+When a daemon runs for the repo, messages go through it over REPO/socket
+(muxrpc "add", feeds in parallel, each feed in order); otherwise the store
+is opened directly. Progress goes to stderr; a summary line ends the output.
+Exit status: 0 all stored or duplicate, 1 some invalid, 2 bad usage or
+unreadable input.`,
 		RunE: func(cmd *cobra.Command, files []string) error {
 			if len(files) == 0 {
 				return usageErr("import: no input files (use - for stdin)")
 			}
-			return runImport(cmd.Context(), repoFrom(cmd), files)
+			every, _ := cmd.Flags().GetDuration("progress")
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runImport(ctx, importOptions{
+				repo:     repoFrom(cmd),
+				files:    files,
+				stdin:    cmd.InOrStdin(),
+				stdout:   cmd.OutOrStdout(),
+				stderr:   cmd.ErrOrStderr(),
+				progress: every,
+			})
 		},
 	}
 	addRepoFlag(cmd.Flags())
+	cmd.Flags().Duration("progress", 2*time.Second, "print a progress line to stderr at most this often on long inputs")
 	return cmd
 }
 
-// appender is where import puts valid messages.
+type importOptions struct {
+	repo           string
+	files          []string
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	progress       time.Duration
+}
+
+// appender is where import puts valid messages: the store, or a daemon.
 type appender interface {
-	latest(feeds.FeedRef) (*classic.FeedState, error)
-	stored(author feeds.FeedRef, seq int64) (feeds.MessageRef, bool, error)
+	// latest returns the feed's latest stored message (nil: none).
+	latest(ctx context.Context, f feeds.FeedRef) (*classic.FeedState, error)
+	// storedKeys returns the ids of f's stored messages with sequence in
+	// [from, to].
+	storedKeys(ctx context.Context, f feeds.FeedRef, from, to int64) (map[int64]feeds.MessageRef, error)
+	// append stores msgs (in order per feed) durably.
 	append(ctx context.Context, msgs []*classic.Message) error
 }
 
-func runImport(ctx context.Context, repo string, files []string) error {
-	if ctx == nil {
-		ctx = context.Background()
+var errDuplicate = errors.New("already stored")
+
+type feedSeq struct {
+	author feeds.FeedRef
+	seq    int64
+}
+
+func runImport(ctx context.Context, o importOptions) error {
+	if err := checkInputs(o.files); err != nil {
+		return err
 	}
 	var app appender
 	var via string
-	if c, err := client.DialRepo(ctx, repo); err == nil {
+	if c, err := client.DialRepo(ctx, o.repo); err == nil {
 		defer c.Close()
 		app, via = &daemonAppender{c: c}, "daemon"
 	} else {
-		st, err := sbot.OpenOffline(repo)
+		st, err := sbot.OpenOffline(o.repo)
 		if err != nil {
-			return err
+			return fmt.Errorf("import: %w", err)
 		}
 		defer st.Close()
 		app, via = &storeAppender{st: st.Store}, "store"
 	}
-	out := bufio.NewWriter(os.Stdout)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	out := bufio.NewWriter(o.stdout)
 	defer out.Flush()
 	enc := json.NewEncoder(out)
 	enc.SetEscapeHTML(false)
-	multi := len(files) > 1
+	multi := len(o.files) > 1
 	chunks := make(chan []inputLine, 2)
 	errc := make(chan error, 1)
-	go func() { errc <- readChunks(ctx, files, 1000, chunks) }()
+	go func() { errc <- readChunks(ctx, o.files, o.stdin, importChunk, chunks) }()
+	stopReader := func() error {
+		cancel()
+		for range chunks {
+		}
+		return <-errc
+	}
 	cc := newChainChecker(false, app.latest)
 	sum := importSummary{Via: via}
-	authors := map[feeds.FeedRef]bool{}
-	prog := newProgress("import")
+	authors := map[feeds.FeedRef]struct{}{}
+	prog := newProgress(o.stderr, "import", o.progress)
 	for chunk := range chunks {
-		// Skip what is stored already (same id); a different message at a
-		// stored sequence is a fork and invalid.
+		// A line that is not JSON ends the import; what precedes it is
+		// still checked and stored.
+		var bad *inputLine
+		for i := range chunk {
+			if chunk[i].malformed() {
+				bad = &chunk[i]
+				chunk = chunk[:i]
+				break
+			}
+		}
+		if err := importChunkLines(ctx, app, cc, chunk); err != nil {
+			stopReader()
+			return fmt.Errorf("import: %w (messages acknowledged before this are stored; run import again to continue)", err)
+		}
 		for i := range chunk {
 			l := &chunk[i]
-			if l.err != nil || l.msg == nil {
-				continue
-			}
-			key, ok, err := app.stored(l.msg.Author, l.msg.Sequence)
-			if err != nil {
-				return err
-			}
-			if ok {
-				if key == l.msg.Key {
-					l.err = errDuplicate
-				} else {
-					l.err = fmt.Errorf("fork: sequence %d of %s is stored with id %s", l.msg.Sequence, l.msg.Author, key)
-				}
-			}
-		}
-		pending := make([]inputLine, 0, len(chunk))
-		for _, l := range chunk {
-			if l.err == nil {
-				pending = append(pending, l)
-			}
-		}
-		if err := cc.check(ctx, pending); err != nil {
-			return err
-		}
-		j := 0
-		var valid []*classic.Message
-		for i := range chunk {
-			if chunk[i].err == nil {
-				chunk[i].err = pending[j].err
-				j++
-				if chunk[i].err == nil {
-					valid = append(valid, chunk[i].msg)
-				}
-			}
-		}
-		if err := app.append(ctx, valid); err != nil {
-			return fmt.Errorf("import: %w (messages before this chunk are stored)", err)
-		}
-		for _, l := range chunk {
 			sum.Messages++
 			if l.msg != nil {
-				authors[l.msg.Author] = true
+				authors[l.msg.Author] = struct{}{}
 			}
 			switch {
 			case l.err == nil:
@@ -140,51 +171,169 @@ func runImport(ctx context.Context, repo string, files []string) error {
 				sum.Duplicate++
 			default:
 				sum.Invalid++
-				is := verifyIssue{Line: l.line, Error: l.err.Error()}
-				if multi {
-					is.File = l.file
+				if err := enc.Encode(issueOf(l, multi)); err != nil {
+					stopReader()
+					return fmt.Errorf("import: write output: %w", err)
 				}
-				if l.msg != nil {
-					is.Key, is.Author, is.Sequence = l.msg.Key.String(), l.msg.Author.String(), l.msg.Sequence
-				}
-				enc.Encode(is)
 			}
 		}
 		prog.update(sum.Messages, sum.Imported)
+		if bad != nil {
+			stopReader()
+			sum.Feeds = len(authors)
+			enc.Encode(sum)
+			name := bad.file
+			if name == "-" {
+				name = "stdin"
+			}
+			return usageErr("import: %s line %d: %w; import stopped there, the %d messages before it were stored", name, bad.line, bad.err, sum.Imported)
+		}
 	}
 	prog.done(sum.Messages, sum.Imported)
 	if err := <-errc; err != nil {
 		return err
 	}
 	sum.Feeds = len(authors)
-	enc.Encode(sum)
+	if err := enc.Encode(sum); err != nil {
+		return fmt.Errorf("import: write output: %w", err)
+	}
+	if err := out.Flush(); err != nil {
+		return fmt.Errorf("import: write output: %w", err)
+	}
 	if sum.Invalid > 0 {
 		return &exitError{code: 1}
 	}
 	return nil
 }
 
-var errDuplicate = errors.New("already stored")
-
-type storeAppender struct{ st *store.Store }
-
-func (a *storeAppender) latest(f feeds.FeedRef) (*classic.FeedState, error) {
-	seq, key, ok, err := a.st.Latest(f)
-	if err != nil || !ok {
-		return nil, err
+// importChunkLines classifies every line of chunk (err nil = stored now,
+// errDuplicate, or why it is invalid) and stores the valid ones.
+//
+// Invariant: at the start of a chunk, every feed state of cc equals the
+// stored head of that feed, since everything accepted before was stored.
+func importChunkLines(ctx context.Context, app appender, cc *chainChecker, chunk []inputLine) error {
+	// 1. Messages at or below a feed's stored head: the same id is a
+	// duplicate, another id a fork.
+	type span struct{ lo, hi int64 }
+	spans := map[feeds.FeedRef]*span{}
+	var order []feeds.FeedRef
+	for i := range chunk {
+		l := &chunk[i]
+		if l.err != nil {
+			continue
+		}
+		st, err := cc.state(ctx, l.msg.Author)
+		if err != nil {
+			return err
+		}
+		if st == nil || l.msg.Sequence > st.Sequence {
+			continue
+		}
+		s := spans[l.msg.Author]
+		if s == nil {
+			s = &span{l.msg.Sequence, l.msg.Sequence}
+			spans[l.msg.Author] = s
+			order = append(order, l.msg.Author)
+		}
+		s.lo, s.hi = min(s.lo, l.msg.Sequence), max(s.hi, l.msg.Sequence)
 	}
-	return &classic.FeedState{Key: key, Sequence: seq}, nil
+	stored := map[feedSeq]feeds.MessageRef{}
+	for _, a := range order {
+		keys, err := app.storedKeys(ctx, a, spans[a].lo, spans[a].hi)
+		if err != nil {
+			return fmt.Errorf("read stored messages of %s: %w", a, err)
+		}
+		for seq, k := range keys {
+			stored[feedSeq{a, seq}] = k
+		}
+	}
+	for i := range chunk {
+		l := &chunk[i]
+		if l.err != nil || spans[l.msg.Author] == nil {
+			continue
+		}
+		if st := cc.states[l.msg.Author]; l.msg.Sequence > st.Sequence {
+			continue
+		}
+		switch k, ok := stored[feedSeq{l.msg.Author, l.msg.Sequence}]; {
+		case !ok:
+			return fmt.Errorf("sequence %d of %s is missing from the store below its head", l.msg.Sequence, l.msg.Author)
+		case k == l.msg.Key:
+			l.err = errDuplicate
+		default:
+			l.err = fmt.Errorf("fork: sequence %d of %s is stored with id %s", l.msg.Sequence, l.msg.Author, k)
+		}
+	}
+
+	// 2. Everything else: signature and chain, in input order.
+	checked := make([]bool, len(chunk))
+	for i := range chunk {
+		checked[i] = chunk[i].err == nil
+	}
+	if err := cc.check(ctx, chunk); err != nil {
+		return err
+	}
+
+	// 3. A message repeated in the input is a duplicate, not an error.
+	accepted := map[feedSeq]feeds.MessageRef{}
+	var valid []*classic.Message
+	for i := range chunk {
+		l := &chunk[i]
+		if !checked[i] {
+			continue
+		}
+		fs := feedSeq{l.msg.Author, l.msg.Sequence}
+		if l.err == nil {
+			accepted[fs] = l.msg.Key
+			valid = append(valid, l.msg)
+		} else if k, ok := accepted[fs]; ok && k == l.msg.Key {
+			l.err = errDuplicate
+		}
+	}
+	return app.append(ctx, valid)
 }
 
-func (a *storeAppender) stored(f feeds.FeedRef, seq int64) (feeds.MessageRef, bool, error) {
-	rec, err := a.st.GetBySequence(f, seq)
-	if errors.Is(err, store.ErrNotFound) {
-		return feeds.MessageRef{}, false, nil
-	}
+// storeAppender writes to a store opened offline.
+type storeAppender struct{ st *store.Store }
+
+func (a *storeAppender) latest(_ context.Context, f feeds.FeedRef) (*classic.FeedState, error) {
+	seq, key, ok, err := a.st.Latest(f)
 	if err != nil {
-		return feeds.MessageRef{}, false, err
+		return nil, fmt.Errorf("latest of %s: %w", f, err)
 	}
-	return rec.Key, true, nil
+	if !ok {
+		return nil, nil
+	}
+	rec, err := a.st.GetBySequence(f, seq)
+	if err != nil {
+		return nil, fmt.Errorf("read %s sequence %d: %w", f, seq, err)
+	}
+	return stateOf(key, seq, rec.Value), nil
+}
+
+// stateOf is the feed state after the stored message value (key, seq).
+// The timestamp comes from the value, as the daemon's writer reads it.
+func stateOf(key feeds.MessageRef, seq int64, value []byte) *classic.FeedState {
+	fs := &classic.FeedState{Key: key, Sequence: seq}
+	if m, err := classic.Parse(value); err == nil {
+		fs.Timestamp = classic.StateAfter(m).Timestamp
+	}
+	return fs
+}
+
+func (a *storeAppender) storedKeys(_ context.Context, f feeds.FeedRef, from, to int64) (map[int64]feeds.MessageRef, error) {
+	keys := make(map[int64]feeds.MessageRef, to-from+1)
+	for seq := from; seq <= to; seq++ {
+		rec, err := a.st.GetBySequence(f, seq)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		keys[seq] = rec.Key
+	}
+	return keys, nil
 }
 
 func (a *storeAppender) append(_ context.Context, msgs []*classic.Message) error {
@@ -196,57 +345,108 @@ func (a *storeAppender) append(_ context.Context, msgs []*classic.Message) error
 	for i, m := range msgs {
 		recs[i] = store.Record{Key: m.Key, Author: m.Author, Sequence: m.Sequence, Timestamp: now, Value: m.Compact}
 	}
-	_, err := a.st.Append(recs)
-	return err
+	if _, err := a.st.Append(recs); err != nil {
+		return fmt.Errorf("append %d messages: %w", len(recs), err)
+	}
+	return nil
 }
 
-// daemonAppender sends messages to a running daemon with "add". The
-// daemon validates again; adds of one feed go in order.
+// daemonAppender sends messages to a running daemon with "add", which
+// validates them again. Feeds go in parallel, each feed's messages one
+// after the other (the daemon serves concurrent calls in any order).
 type daemonAppender struct{ c *client.Client }
 
-func (a *daemonAppender) latest(f feeds.FeedRef) (*classic.FeedState, error) {
-	var seq int64
-	err := a.c.Endpoint().Async(context.Background(), &seq, []string{"latestSequence"}, f.String())
-	if err != nil {
-		return nil, nil // unknown feed
-	}
-	var kvt struct {
-		Key feeds.MessageRef `json:"key"`
-	}
-	raw, err := a.c.Call1(context.Background(), "createHistoryStream", map[string]any{"id": f.String(), "seq": seq, "limit": 1})
-	if err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal(raw, &kvt); err != nil {
-		return nil, fmt.Errorf("read latest of %s: %w", f, err)
-	}
-	return &classic.FeedState{Key: kvt.Key, Sequence: seq}, nil
+// historyRecord is the part of a createHistoryStream item import reads.
+type historyRecord struct {
+	Key   feeds.MessageRef `json:"key"`
+	Value struct {
+		Sequence int64 `json:"sequence"`
+	} `json:"value"`
 }
 
-func (a *daemonAppender) stored(f feeds.FeedRef, seq int64) (feeds.MessageRef, bool, error) {
-	raw, err := a.c.Call1(context.Background(), "createHistoryStream", map[string]any{"id": f.String(), "seq": seq, "limit": 1})
-	if err != nil || raw == nil {
-		return feeds.MessageRef{}, false, err
+func (a *daemonAppender) latest(ctx context.Context, f feeds.FeedRef) (*classic.FeedState, error) {
+	raw, err := a.c.Call1(ctx, "createHistoryStream", map[string]any{"id": f.String(), "reverse": true, "limit": 1, "keys": true})
+	if err != nil {
+		return nil, fmt.Errorf("latest of %s: %w", f, err)
+	}
+	if raw == nil {
+		return nil, nil
+	}
+	var rec historyRecord
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		return nil, fmt.Errorf("latest of %s: %w", f, err)
 	}
 	var kvt struct {
-		Key   feeds.MessageRef         `json:"key"`
-		Value struct{ Sequence int64 } `json:"value"`
+		Value json.RawMessage `json:"value"`
 	}
-	if err := json.Unmarshal(raw, &kvt); err != nil {
-		return feeds.MessageRef{}, false, err
+	_ = json.Unmarshal(raw, &kvt)
+	return stateOf(rec.Key, rec.Value.Sequence, kvt.Value), nil
+}
+
+func (a *daemonAppender) storedKeys(ctx context.Context, f feeds.FeedRef, from, to int64) (map[int64]feeds.MessageRef, error) {
+	keys := make(map[int64]feeds.MessageRef, to-from+1)
+	for raw, err := range a.c.History(ctx, map[string]any{"id": f.String(), "seq": from, "limit": to - from + 1, "keys": true}) {
+		if err != nil {
+			return nil, err
+		}
+		var rec historyRecord
+		if err := json.Unmarshal(raw, &rec); err != nil {
+			return nil, err
+		}
+		if rec.Value.Sequence >= from && rec.Value.Sequence <= to {
+			keys[rec.Value.Sequence] = rec.Key
+		}
 	}
-	if kvt.Value.Sequence != seq {
-		return feeds.MessageRef{}, false, nil
-	}
-	return kvt.Key, true, nil
+	return keys, nil
 }
 
 func (a *daemonAppender) append(ctx context.Context, msgs []*classic.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	byFeed := map[feeds.FeedRef][]*classic.Message{}
+	var order []feeds.FeedRef
 	for _, m := range msgs {
-		var out json.RawMessage
-		if err := a.c.Endpoint().Async(ctx, &out, []string{"add"}, json.RawMessage(m.Compact)); err != nil {
-			return fmt.Errorf("add %s: %w", m.Key, err)
+		if byFeed[m.Author] == nil {
+			order = append(order, m.Author)
 		}
+		byFeed[m.Author] = append(byFeed[m.Author], m)
+	}
+	// Longest feeds first: they bound the time of the whole wave.
+	slices.SortStableFunc(order, func(a, b feeds.FeedRef) int {
+		return len(byFeed[b]) - len(byFeed[a])
+	})
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	jobs := make(chan []*classic.Message)
+	var wg sync.WaitGroup
+	for range min(len(order), maxAddWorkers) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for feed := range jobs {
+				for _, m := range feed {
+					if ctx.Err() != nil {
+						break
+					}
+					if err := a.c.Endpoint().Async(ctx, nil, []string{"add"}, json.RawMessage(m.Compact)); err != nil {
+						cancel(fmt.Errorf("add %s (sequence %d of %s): %w", m.Key, m.Sequence, m.Author, err))
+						break
+					}
+				}
+			}
+		}()
+	}
+	for _, f := range order {
+		select {
+		case jobs <- byFeed[f]:
+		case <-ctx.Done():
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return err
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,142 +16,223 @@ import (
 	"github.com/cask-ssb/cask/feeds/classic"
 )
 
-// inputLine is one line of newline-delimited JSON input: a
+// inputLine is one non-blank line of newline-delimited JSON input: a
 // {"key","value","timestamp"} record or a bare message value.
 type inputLine struct {
-	file    string
-	line    int
-	msg     *classic.Message
-	claimed *feeds.MessageRef
-	err     error
+	file string
+	line int              // 1-based line number in file
+	msg  *classic.Message // nil when the line is not a message
+	err  error            // why the line is not a valid message (nil: valid so far)
+}
+
+// malformed reports whether the line is not JSON at all (as opposed to
+// JSON that is not a valid message).
+func (l *inputLine) malformed() bool {
+	var se *classic.SyntaxError
+	return l.msg == nil && errors.As(l.err, &se)
 }
 
 // maxLine bounds one input line (a message is at most 8192 UTF-16 units,
 // so a few hundred KiB is plenty even with heavy escaping).
 const maxLine = 4 << 20
 
-// openInput opens a file ("-" = stdin), transparently gunzipping it when
-// it starts with the gzip magic bytes.
-func openInput(name string) (io.ReadCloser, error) {
-	var f io.ReadCloser = os.Stdin
-	if name != "-" {
-		var err error
-		f, err = os.Open(name)
-		if err != nil {
-			return nil, err
-		}
-	}
-	br := bufio.NewReaderSize(f, 1<<16)
-	magic, _ := br.Peek(2)
-	if bytes.Equal(magic, []byte{0x1f, 0x8b}) {
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			f.Close()
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-		return struct {
-			io.Reader
-			io.Closer
-		}{zr, f}, nil
-	}
-	return struct {
-		io.Reader
-		io.Closer
-	}{br, f}, nil
-}
-
-// readChunks reads every file and sends chunks of parsed lines, in order.
-// Parsing runs on all cores; the order of lines is kept.
-func readChunks(ctx context.Context, files []string, chunkSize int, out chan<- []inputLine) error {
-	defer close(out)
-	workers := runtime.GOMAXPROCS(0)
+// checkInputs rejects a bad file list before anything is read or written:
+// missing or unreadable files, directories, and "-" given twice.
+func checkInputs(files []string) error {
+	stdin := false
 	for _, name := range files {
-		rc, err := openInput(name)
+		if name == "-" {
+			if stdin {
+				return usageErr(`"-" (stdin) given more than once`)
+			}
+			stdin = true
+			continue
+		}
+		fi, err := os.Stat(name)
 		if err != nil {
 			return usageErr("read %s: %w", name, err)
 		}
-		sc := bufio.NewScanner(rc)
-		sc.Buffer(make([]byte, 1<<16), maxLine)
-		lineNo := 0
-		var raw [][]byte
-		var nums []int
-		flush := func() {
-			if len(raw) == 0 {
-				return
-			}
-			chunk := make([]inputLine, len(raw))
-			var wg sync.WaitGroup
-			per := (len(raw) + workers - 1) / workers
-			for w := 0; w < workers; w++ {
-				lo, hi := w*per, min((w+1)*per, len(raw))
-				if lo >= hi {
-					break
-				}
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for i := lo; i < hi; i++ {
-						l := inputLine{file: name, line: nums[i]}
-						l.msg, _, l.claimed, l.err = classic.ParseKVT(raw[i])
-						chunk[i] = l
-					}
-				}()
-			}
-			wg.Wait()
-			raw, nums = raw[:0], nums[:0]
-			select {
-			case out <- chunk:
-			case <-ctx.Done():
-			}
-		}
-		for sc.Scan() {
-			lineNo++
-			b := bytes.TrimSpace(sc.Bytes())
-			if len(b) == 0 {
-				continue
-			}
-			raw = append(raw, append([]byte(nil), b...))
-			nums = append(nums, lineNo)
-			if len(raw) == chunkSize {
-				flush()
-			}
-		}
-		err = sc.Err()
-		flush()
-		rc.Close()
-		if err != nil {
-			return usageErr("read %s at line %d: %w", name, lineNo+1, err)
+		if fi.IsDir() {
+			return usageErr("read %s: is a directory", name)
 		}
 	}
 	return nil
 }
 
+// openInput opens a file ("-" = stdin), transparently gunzipping it when
+// it starts with the gzip magic bytes.
+func openInput(name string, stdin io.Reader) (io.ReadCloser, error) {
+	var r io.Reader = stdin
+	var c io.Closer = io.NopCloser(nil)
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, err
+		}
+		r, c = f, f
+	}
+	br := bufio.NewReaderSize(r, 1<<16)
+	magic, _ := br.Peek(2)
+	if bytes.Equal(magic, []byte{0x1f, 0x8b}) {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("gzip: %w", err)
+		}
+		return struct {
+			io.Reader
+			io.Closer
+		}{zr, c}, nil
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{br, c}, nil
+}
+
+// readChunks reads every file in order and sends chunks of parsed lines
+// (at most chunkSize each, never spanning two files) on out, which it
+// closes when done. Parsing runs on all cores; the order of lines is kept.
+// A record whose "key" differs from the computed id is marked invalid
+// here. Unreadable input is a usage error (exit status 2).
+func readChunks(ctx context.Context, files []string, stdin io.Reader, chunkSize int, out chan<- []inputLine) error {
+	defer close(out)
+	workers := runtime.GOMAXPROCS(0)
+	for _, name := range files {
+		if err := readFile(ctx, name, stdin, chunkSize, workers, out); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func readFile(ctx context.Context, name string, stdin io.Reader, chunkSize, workers int, out chan<- []inputLine) error {
+	rc, err := openInput(name, stdin)
+	if err != nil {
+		return usageErr("read %s: %w", name, err)
+	}
+	defer rc.Close()
+	sc := bufio.NewScanner(rc)
+	sc.Buffer(make([]byte, 1<<16), maxLine)
+	lineNo := 0
+	var raw [][]byte
+	var nums []int
+	flush := func() error {
+		if len(raw) == 0 {
+			return nil
+		}
+		chunk := parseLines(name, raw, nums, workers)
+		raw, nums = nil, nil
+		select {
+		case out <- chunk:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	for sc.Scan() {
+		lineNo++
+		b := bytes.TrimSpace(sc.Bytes())
+		if len(b) == 0 {
+			continue
+		}
+		raw = append(raw, append([]byte(nil), b...))
+		nums = append(nums, lineNo)
+		if len(raw) == chunkSize {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	if err := sc.Err(); err != nil {
+		return usageErr("read %s at line %d: %w", name, lineNo+1, err)
+	}
+	return nil
+}
+
+// parseLines parses raw (lines nums of file name) on up to workers cores.
+func parseLines(name string, raw [][]byte, nums []int, workers int) []inputLine {
+	chunk := make([]inputLine, len(raw))
+	var wg sync.WaitGroup
+	per := (len(raw) + workers - 1) / workers
+	for lo := 0; lo < len(raw); lo += per {
+		hi := min(lo+per, len(raw))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := lo; i < hi; i++ {
+				l := inputLine{file: name, line: nums[i]}
+				var claimed *feeds.MessageRef
+				l.msg, _, claimed, l.err = classic.ParseKVT(raw[i])
+				if l.err == nil && claimed != nil && *claimed != l.msg.Key {
+					l.err = fmt.Errorf("record key %s does not match the message (computed %s)", claimed, l.msg.Key)
+				}
+				chunk[i] = l
+			}
+		}()
+	}
+	wg.Wait()
+	return chunk
+}
+
 // chainChecker validates chunks: signatures in parallel batches, then the
-// per-feed chain in input order. A feed whose first message in the input is
-// not sequence 1 is checked from that message on.
+// per-feed chain in input order, each message against the latest valid
+// message of its feed.
 type chainChecker struct {
 	v      *classic.Verifier
 	states map[feeds.FeedRef]*classic.FeedState
 	seen   map[feeds.FeedRef]bool
+	// begun: the feed is stored, or the input reached a candidate for
+	// its first message (sequence 1) or the message verify starts it at.
+	begun map[feeds.FeedRef]bool
 	// start, when set, gives the state to check a feed's first message
-	// against (import: the store's latest).
-	start func(feeds.FeedRef) (*classic.FeedState, error)
-	// partial allows a feed to start at any sequence (verify); import
-	// needs every feed from sequence 1.
+	// against (import: the store's latest; nil = not stored).
+	start func(context.Context, feeds.FeedRef) (*classic.FeedState, error)
+	// partial lets a feed start at any sequence (verify): a feed whose
+	// first message in the input is not sequence 1 is checked from that
+	// message on. Without it (import) such a feed is rejected unless the
+	// store continues it.
 	partial bool
 }
 
-func newChainChecker(partial bool, start func(feeds.FeedRef) (*classic.FeedState, error)) *chainChecker {
+func newChainChecker(partial bool, start func(context.Context, feeds.FeedRef) (*classic.FeedState, error)) *chainChecker {
 	return &chainChecker{
 		partial: partial,
 		v:       classic.NewVerifier(nil),
 		states:  map[feeds.FeedRef]*classic.FeedState{},
 		seen:    map[feeds.FeedRef]bool{},
+		begun:   map[feeds.FeedRef]bool{},
 		start:   start,
 	}
 }
 
-// check fills in l.err for every line of chunk.
+// state returns the current state of feed f (nil: no valid message known),
+// loading it with start on first sight.
+func (c *chainChecker) state(ctx context.Context, f feeds.FeedRef) (*classic.FeedState, error) {
+	if !c.seen[f] {
+		if c.start != nil {
+			s, err := c.start(ctx, f)
+			if err != nil {
+				return nil, err
+			}
+			if s != nil {
+				c.states[f] = s
+			}
+		}
+		c.seen[f] = true
+	}
+	return c.states[f], nil
+}
+
+// errNotContinued is the import error for a feed that neither starts at
+// sequence 1 nor continues a feed in the store.
+var errNotContinued = errors.New("feed is not in the store and the input does not start it at sequence 1")
+
+// check sets l.err for every line of chunk that is not a valid next
+// message of its feed, and advances the feed states past the valid ones.
 func (c *chainChecker) check(ctx context.Context, chunk []inputLine) error {
 	msgs := make([]*classic.Message, 0, len(chunk))
 	idx := make([]int, 0, len(chunk))
@@ -160,30 +242,32 @@ func (c *chainChecker) check(ctx context.Context, chunk []inputLine) error {
 			continue
 		}
 		m := l.msg
-		if l.claimed != nil && *l.claimed != m.Key {
-			l.err = fmt.Errorf("key %s does not match the message (computed %s)", l.claimed, m.Key)
-			continue
+		first := !c.seen[m.Author]
+		st, err := c.state(ctx, m.Author)
+		if err != nil {
+			return err
 		}
-		if !c.seen[m.Author] {
-			c.seen[m.Author] = true
-			if c.start != nil {
-				s, err := c.start(m.Author)
-				if err != nil {
-					return err
-				}
-				if s != nil {
-					c.states[m.Author] = s
-				}
-			}
-			if c.partial && c.states[m.Author] == nil && m.Sequence > 1 && m.Previous != nil {
-				// Checked from this message on: pretend we hold its predecessor.
-				c.states[m.Author] = &classic.FeedState{Key: *m.Previous, Sequence: m.Sequence - 1}
-			}
+		switch {
+		case st != nil || m.Sequence <= 1:
+			c.begun[m.Author] = true
+		case c.partial && first && m.Previous != nil:
+			// Checked from this message on: pretend we hold its
+			// predecessor (whose timestamp we do not know).
+			c.states[m.Author] = &classic.FeedState{Key: *m.Previous, Sequence: m.Sequence - 1}
+			c.begun[m.Author] = true
+		case !c.partial && !c.begun[m.Author]:
+			// Neither stored nor started in the input so far (states are
+			// only advanced by Verify below, so begun tracks this chunk).
+			l.err = fmt.Errorf("%w: %s starts at sequence %d; import its messages from sequence 1 first", errNotContinued, m.Author, m.Sequence)
+			continue
 		}
 		msgs = append(msgs, m)
 		idx = append(idx, i)
 	}
 	errs := c.v.Verify(ctx, msgs, c.states)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	for j, err := range errs {
 		chunk[idx[j]].err = err
 	}

@@ -2,37 +2,39 @@ package main
 
 import (
 	"fmt"
-	"os"
+	"io"
 	"time"
 )
 
-// progress prints a line to stderr at most every two seconds, so long
-// inputs show they are moving; short ones print nothing.
+// progress prints a line to w at most every interval, so long inputs show
+// they are moving; short ones print nothing.
 type progress struct {
-	what  string
-	start time.Time
-	last  time.Time
-	shown bool
+	w        io.Writer
+	what     string
+	interval time.Duration
+	start    time.Time
+	last     time.Time
+	shown    bool
 }
 
-func newProgress(what string) *progress {
+func newProgress(w io.Writer, what string, interval time.Duration) *progress {
 	now := time.Now()
-	return &progress{what: what, start: now, last: now}
+	return &progress{w: w, what: what, interval: interval, start: now, last: now}
 }
 
-func (p *progress) update(read, done int) {
-	if time.Since(p.last) < 2*time.Second {
+func (p *progress) update(read, stored int) {
+	if time.Since(p.last) < p.interval {
 		return
 	}
 	p.last = time.Now()
 	p.shown = true
 	el := time.Since(p.start).Seconds()
-	fmt.Fprintf(os.Stderr, "%s: %d messages read, %d stored (%.0f msgs/s)\n", p.what, read, done, float64(read)/el)
+	fmt.Fprintf(p.w, "%s: %d messages read, %d stored (%.0f msgs/s)\n", p.what, read, stored, float64(read)/el)
 }
 
-func (p *progress) done(read, done int) {
+func (p *progress) done(read, stored int) {
 	if p.shown {
 		el := time.Since(p.start).Seconds()
-		fmt.Fprintf(os.Stderr, "%s: finished: %d messages read, %d stored in %.1fs\n", p.what, read, done, el)
+		fmt.Fprintf(p.w, "%s: finished: %d messages read, %d stored in %.1fs\n", p.what, read, stored, el)
 	}
 }
