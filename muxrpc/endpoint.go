@@ -75,14 +75,13 @@ func (f HandlerFunc) HandleCall(ctx context.Context, req *Request) { f(ctx, req)
 // protocol violation by the peer, or cancellation of the constructor's ctx.
 // All methods are safe for concurrent use.
 type Endpoint struct {
-	conn    io.ReadWriteCloser
-	h       Handler
-	opts    Options
-	log     *slog.Logger
-	w       *writer
-	ctx     context.Context // parent of handler contexts, cancelled at shutdown
-	cancel  context.CancelFunc
-	stopCtx func() bool
+	conn   io.ReadWriteCloser
+	h      Handler
+	opts   Options
+	log    *slog.Logger
+	w      *writer
+	ctx    context.Context // parent of handler contexts, cancelled at shutdown
+	cancel context.CancelFunc
 
 	mu      sync.Mutex
 	closed  bool
@@ -91,6 +90,7 @@ type Endpoint struct {
 	out     map[int32]*stream    // streams we started, by our request number
 	in      map[int32]*stream    // streams the peer started, by its number
 	active  atomic.Int32         // inbound calls being handled
+	stopCtx func() bool          // unregisters the constructor ctx's AfterFunc
 
 	closeOnce sync.Once
 	err       error         // why it ended; nil for a clean close; set before done closes
@@ -142,9 +142,12 @@ func NewEndpoint(ctx context.Context, conn io.ReadWriteCloser, h Handler, opts O
 	}
 	e.ctx, e.cancel = context.WithCancel(ctx)
 	e.w = newWriter(conn, func(err error) { go e.shutdown(err, false) })
+	stop := context.AfterFunc(ctx, func() { _ = e.Close() })
+	e.mu.Lock()
+	e.stopCtx = stop
+	e.mu.Unlock()
 	go e.w.flushLoop(e.done)
 	go e.readLoop()
-	e.stopCtx = context.AfterFunc(ctx, func() { _ = e.Close() })
 	return e
 }
 
@@ -186,6 +189,7 @@ func (e *Endpoint) shutdown(cause error, sayGoodbye bool) {
 		e.closed = true
 		out, in := e.out, e.in
 		e.calls, e.out, e.in = nil, nil, nil
+		stopCtx := e.stopCtx
 		e.mu.Unlock()
 
 		if sayGoodbye {
@@ -207,8 +211,8 @@ func (e *Endpoint) shutdown(cause error, sayGoodbye bool) {
 			e.log.Debug("muxrpc: close connection", "err", err)
 		}
 		e.err = cause
-		if e.stopCtx != nil {
-			e.stopCtx()
+		if stopCtx != nil {
+			stopCtx()
 		}
 		e.cancel()
 		close(e.done)
@@ -535,7 +539,7 @@ func (e *Endpoint) startStream(ctx context.Context, method Method, typ CallType,
 		e.removeStream(s)
 		return nil, fmt.Errorf("muxrpc: call %s: %w", method, err)
 	}
-	s.stopAbort = context.AfterFunc(ctx, func() { s.abort(context.Cause(ctx)) })
+	s.setStopAbort(context.AfterFunc(ctx, func() { s.abort(context.Cause(ctx)) }))
 	return s, nil
 }
 
@@ -549,7 +553,5 @@ func (e *Endpoint) removeStream(s *stream) {
 		delete(m, s.id)
 	}
 	e.mu.Unlock()
-	if s.stopAbort != nil {
-		s.stopAbort()
-	}
+	s.release()
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"sync"
 	"sync/atomic"
 )
 
@@ -27,8 +28,36 @@ type stream struct {
 	remoteEnd chan struct{}
 	remoteErr error
 
-	cancel    context.CancelFunc // inbound: the handler's context
-	stopAbort func() bool        // outbound: unregisters the ctx AfterFunc
+	cancel context.CancelFunc // inbound: the handler's context
+
+	stopMu    sync.Mutex
+	stopAbort func() bool // outbound: unregisters the ctx AfterFunc
+	forgotten bool
+}
+
+// setStopAbort records the function that unregisters the call ctx's
+// AfterFunc; if the stream is already forgotten it runs it at once.
+func (s *stream) setStopAbort(f func() bool) {
+	s.stopMu.Lock()
+	if s.forgotten {
+		s.stopMu.Unlock()
+		f()
+		return
+	}
+	s.stopAbort = f
+	s.stopMu.Unlock()
+}
+
+// release unregisters the ctx AfterFunc (the stream is done with).
+func (s *stream) release() {
+	s.stopMu.Lock()
+	s.forgotten = true
+	f := s.stopAbort
+	s.stopAbort = nil
+	s.stopMu.Unlock()
+	if f != nil {
+		f()
+	}
 }
 
 func (e *Endpoint) newStream(id, wire int32, inbound bool, typ CallType) *stream {
@@ -115,9 +144,7 @@ func (s *stream) connDied(err error) {
 	if s.cancel != nil {
 		s.cancel()
 	}
-	if s.stopAbort != nil {
-		s.stopAbort()
-	}
+	s.release()
 }
 
 // Source is the incoming half of a stream: the items of a source or duplex
