@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"log/slog"
 	"net"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/cask-ssb/cask/feeds"
@@ -135,7 +137,20 @@ func (n *Node) runPeer(ctx context.Context, conn net.Conn, remote ed25519.Public
 		conn.Close()
 		return
 	}
-	e := muxrpc.NewEndpoint(ctx, conn, n.mux, muxrpc.Options{
+	// firstCall is closed when the peer makes its first call: a JS peer
+	// is ready for our calls by then (its replication hooks are set up on
+	// its own connect event, which can come after our first packets).
+	firstCall := make(chan struct{})
+	var once sync.Once
+	debug := log.Enabled(ctx, slog.LevelDebug)
+	handler := muxrpc.HandlerFunc(func(ctx context.Context, req *muxrpc.Request) {
+		once.Do(func() { close(firstCall) })
+		if debug {
+			log.Debug("call", "method", req.Method.String(), "type", req.Type, "args", string(req.Args))
+		}
+		n.mux.HandleCall(ctx, req)
+	})
+	e := muxrpc.NewEndpoint(ctx, conn, handler, muxrpc.Options{
 		Logger:     log.With("component", "muxrpc"),
 		MaxStreams: n.cfg.MaxStreams,
 		RemoteKey:  remote,
@@ -145,7 +160,15 @@ func (n *Node) runPeer(ctx context.Context, conn net.Conn, remote ed25519.Public
 	if direction != "unix" {
 		log.Info("peer connected", "direction", direction)
 		if !n.isOwner(remote) {
-			go n.replicateFeed(ctx, e, id, log)
+			go func() {
+				select {
+				case <-firstCall:
+				case <-time.After(time.Second):
+				case <-e.Done():
+					return
+				}
+				n.replicateFeed(ctx, e, id, log)
+			}()
 		}
 	} else {
 		log.Debug("local client connected")

@@ -303,14 +303,27 @@ func Node(kit string, timeout time.Duration, script string, args ...string) ([]b
 	cmd := exec.CommandContext(ctx, "node", append([]string{script}, args...)...)
 	cmd.Dir = kit
 	cmd.Env = append(os.Environ(), "SSB_INTEROP_DIR="+kit, "NODE_PATH="+filepath.Join(kit, "node_modules"))
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout = &stdout
-	cmd.Stderr = &stderr
-	err := cmd.Run()
+	// stdout goes to a file, not a pipe: node writes to pipes
+	// asynchronously and the kit's scripts call process.exit, which would
+	// cut the output short. Writes to files are synchronous.
+	outFile, err := os.CreateTemp("", "cask-node-out-")
 	if err != nil {
-		return stdout.Bytes(), fmt.Errorf("node %s %s: %w; stderr: %s", filepath.Base(script), strings.Join(args, " "), err, tail(stderr.String(), 4000))
+		return nil, err
 	}
-	return stdout.Bytes(), nil
+	defer os.Remove(outFile.Name())
+	defer outFile.Close()
+	var stderr bytes.Buffer
+	cmd.Stdout = outFile
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	stdout, rerr := os.ReadFile(outFile.Name())
+	if rerr != nil {
+		return nil, rerr
+	}
+	if err != nil {
+		return stdout, fmt.Errorf("node %s %s: %w; stderr: %s", filepath.Base(script), strings.Join(args, " "), err, tail(stderr.String(), 4000))
+	}
+	return stdout, nil
 }
 
 func tail(s string, n int) string {

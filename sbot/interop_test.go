@@ -1,0 +1,180 @@
+package sbot_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cask-ssb/cask/internal/interop"
+	"github.com/cask-ssb/cask/sbot/client"
+)
+
+// edgeContents are published among the plain posts so that a JS peer
+// validating our feed checks our canonical encoding on hard cases.
+var edgeContents = []string{
+	`{"type":"post","text":"unicode: héllo wörld — 日本語 한국어 עברית العربية 😀👩‍👩‍👧"}`,
+	`{"type":"post","text":"escapes: \" \\ \n \t \b \f \u0000 \u001f \u007f \u2028 / <>&"}`,
+	`{"type":"about","10":"ten","2":"two","name":"keys","-1":"neg","01":"lead"}`,
+	`{"type":"numbers","a":1e21,"b":1e-7,"c":0.30000000000000004,"d":-0,"e":123456789012345680000,"f":5e-324}`,
+	`{"type":"nested","deep":{"a":[1,[2,[3,{"x":null}]],{}],"b":[],"c":{}}}`,
+}
+
+// publishN publishes n messages through the Go client, several in flight,
+// with the edge contents mixed in. It returns the keys in feed order.
+func publishN(t *testing.T, repo string, n int) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := client.DialRepo(ctx, repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, e := range edgeContents {
+		if _, err := c.Publish(ctx, json.RawMessage(e)); err != nil {
+			t.Fatalf("publish %s: %v", e, err)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	per := (n - len(edgeContents)) / 16
+	for w := 0; w < 16; w++ {
+		count := per
+		if w == 15 {
+			count = n - len(edgeContents) - 15*per
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < count; i++ {
+				if _, err := c.Publish(ctx, map[string]any{"type": "post", "text": fmt.Sprintf("message %d/%d from Go", w, i)}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	var keys []string
+	id, err := c.Whoami(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v, err := range c.History(ctx, map[string]any{"id": id.String()}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r kvt
+		if err := json.Unmarshal(v, &r); err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, r.Key)
+	}
+	if len(keys) != n {
+		t.Fatalf("published %d, feed has %d", n, len(keys))
+	}
+	return keys
+}
+
+func dumpKeys(t *testing.T, out []byte) []string {
+	t.Helper()
+	var keys []string
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var r struct {
+			Key string `json:"key"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("dump line %q: %v", sc.Text(), err)
+		}
+		keys = append(keys, r.Key)
+	}
+	return keys
+}
+
+func sameKeys(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d messages, want %d", what, len(got), len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("%s: message %d is %s, want %s", what, i+1, got[i], want[i])
+		}
+	}
+}
+
+// TestInteropJSReplicatesFromGo: a JS peer with legacy replication
+// connects to our daemon, fetches our feed of 1,000 messages with
+// createHistoryStream, validates and stores every one.
+func TestInteropJSReplicatesFromGo(t *testing.T) {
+	interop.Kit(t) // fails (not skips) if the kit is unusable; skips only with -short
+	const n = 1000
+	repo := t.TempDir()
+	d := startDaemon(t, repo)
+	keys := publishN(t, repo, n)
+
+	// query.js over the network: createHistoryStream from a JS client.
+	out, err := interop.Query(t, 60*time.Second, "dump", "--feed", d.id, "--remote", d.tcp)
+	if err != nil {
+		t.Fatalf("query.js dump --remote: %v", err)
+	}
+	sameKeys(t, "query.js dump --remote", dumpKeys(t, out), keys)
+
+	// A full JS peer replicating us (legacy replication): it validates
+	// every message before storing it.
+	jsDir := t.TempDir()
+	p := interop.StartPeer(t, "--path", jsDir, "--replication", "legacy", "--replicate", d.id, "--connect", d.tcp, "--progress-ms", "50")
+	if _, err := p.WaitEvent(90*time.Second, func(e interop.Event) bool {
+		return e.Name() == "progress" && e.String("feed") == d.id && e.Int("seq") >= n
+	}); err != nil {
+		t.Fatalf("JS peer did not replicate our %d messages: %v\ndaemon stderr:\n%s", n, err, d.stderr.String())
+	}
+	for _, e := range p.Events() {
+		if e.Name() == "error" {
+			t.Errorf("JS peer error event: %v", e)
+		}
+	}
+	// The JS peer's own database holds exactly our messages.
+	p.Stop()
+	stored, err := interop.Query(t, 60*time.Second, "dump", "--feed", d.id, "--path", jsDir)
+	if err != nil {
+		t.Fatalf("query.js dump --path: %v", err)
+	}
+	sameKeys(t, "JS peer's stored copy", dumpKeys(t, stored), keys)
+	if !strings.Contains(d.stderr.String(), "peer connected") {
+		t.Errorf("daemon did not log the JS peer's connection:\n%s", d.stderr.String())
+	}
+}
+
+// TestInteropWrongNetworkKey: a JS peer with another network key cannot
+// connect, and the daemon says so in its log.
+func TestInteropWrongNetworkKey(t *testing.T) {
+	interop.Kit(t)
+	repo := t.TempDir()
+	d := startDaemon(t, repo, "--log-level", "debug")
+	other := "GfSf7hHb8Ah1iv+e+yQDsGk/qsyV5C1JPB0vtBBuyp0="
+	p := interop.StartPeer(t, "--replication", "legacy", "--caps", other, "--connect", d.tcp)
+	// The JS peer reports an error or never connects; our daemon never
+	// sees an authenticated peer.
+	if ev, err := p.WaitEvent(8*time.Second, func(e interop.Event) bool { return e.Name() == "connected" }); err == nil {
+		t.Fatalf("JS peer with a wrong network key connected: %v", ev)
+	}
+	if strings.Contains(d.stderr.String(), "peer connected") {
+		t.Fatalf("daemon accepted a peer with a wrong network key:\n%s", d.stderr.String())
+	}
+	if !strings.Contains(d.stderr.String(), "network key") {
+		t.Errorf("daemon log does not explain the refused handshake:\n%s", d.stderr.String())
+	}
+}
