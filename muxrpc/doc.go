@@ -22,4 +22,19 @@
 //     whose outgoing half is still open, this side answers with its own end;
 //   - unknown or forbidden methods are answered with the JS error text
 //     "method:<a,b> is not in list of allowed methods".
+//
+// Usage: NewEndpoint starts reading at once and serves the peer's calls
+// with a Handler, usually a *Mux (RegisterAsync/Source/Sink/Duplex, an
+// automatic `manifest`, and an Allow hook that can use Request.RemoteKey).
+// Calls to the peer are Endpoint.Async, Source, Sink and Duplex. Close sends
+// the goodbye (nine zero bytes) and closes the connection.
+//
+// Flow control: each incoming stream half has a bounded queue
+// (Options.StreamQueueItems/Bytes). When a consumer does not keep up, the
+// read loop waits for it, which pauses every call on the connection. So a
+// consumer must keep reading (or Close its Source); in particular it must
+// not wait for another call on the same connection while it leaves its own
+// Source unread. Outgoing writes block when the connection does not take
+// data; all packets go through one buffered writer that a separate
+// goroutine flushes, so bursts leave in few large writes.
 package muxrpc
