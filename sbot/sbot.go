@@ -133,10 +133,10 @@ func (n *Node) ID() feeds.FeedRef { return n.keys.ID }
 func (n *Node) Store() *store.Store { return n.store }
 
 // anonymous lists what a peer that is not the owner may call: the read
-// methods the JS stack lets anonymous peers call.
+// methods the JS stack lets anonymous peers call (ssb-server refuses even
+// whoami to them: checked against the interop kit's peer).
 var anonymous = map[string]bool{
 	"manifest":            true,
-	"whoami":              true,
 	"gossip.ping":         true,
 	"createHistoryStream": true,
 }
