@@ -192,6 +192,11 @@ func ioError(ctx context.Context, step string, err error, hangup error) error {
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
+		if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+			// The connection deadline was the context's; its timer may
+			// not have fired yet.
+			return fmt.Errorf("secretstream: handshake: %s: %w: %w", step, ErrHandshakeTimeout, context.DeadlineExceeded)
+		}
 		return fmt.Errorf("secretstream: handshake: %s: %w: %w", step, ErrHandshakeTimeout, err)
 	}
 	if hangup != nil && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha512"
 	"errors"
 	"io"
 	"net"
@@ -441,5 +443,33 @@ func TestReadDeadlineResumes(t *testing.T) {
 	n, err := io.ReadFull(s.conn, buf[:5])
 	if err != nil || string(buf[:n]) != "after" {
 		t.Fatalf("read after timeout: %q %v", buf[:n], err)
+	}
+}
+
+// TestLowOrderEphemeralRejected: a hello with a valid MAC over a low-order
+// ephemeral key (here u = 0 and u = 1) is rejected by both roles.
+func TestLowOrderEphemeralRejected(t *testing.T) {
+	app := testAppKey(11)
+	serverKey := newKey(t)
+	for _, u := range []byte{0, 1} {
+		var eph [32]byte
+		eph[0] = u
+		m := hmac.New(sha512.New, app[:])
+		m.Write(eph[:])
+		hello := append(m.Sum(nil)[:32], eph[:]...)
+		s, err := secretstream.NewServerHandshake(app, serverKey, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.VerifyHello(hello); !errors.Is(err, secretstream.ErrInvalidKey) {
+			t.Errorf("server, u=%d: err = %v, want ErrInvalidKey", u, err)
+		}
+		c, err := secretstream.NewClientHandshake(app, newKey(t), pub(serverKey), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.VerifyChallenge(hello); !errors.Is(err, secretstream.ErrInvalidKey) {
+			t.Errorf("client, u=%d: err = %v, want ErrInvalidKey", u, err)
+		}
 	}
 }
