@@ -42,7 +42,7 @@ func TestMain(m *testing.M) {
 type daemon struct {
 	repo   string
 	cmd    *exec.Cmd
-	stderr *bytes.Buffer
+	stderr *syncWriter
 	exited chan error
 	id     string
 	tcp    string // multiserver address
@@ -52,8 +52,8 @@ func startDaemon(t *testing.T, repo string, extra ...string) *daemon {
 	t.Helper()
 	args := append([]string{"serve", "--repo", repo, "--listen", "127.0.0.1:0"}, extra...)
 	cmd := exec.Command(sbotBin, args...)
-	d := &daemon{repo: repo, cmd: cmd, stderr: &bytes.Buffer{}, exited: make(chan error, 1)}
-	cmd.Stderr = &syncWriter{w: d.stderr}
+	d := &daemon{repo: repo, cmd: cmd, stderr: &syncWriter{w: &bytes.Buffer{}}, exited: make(chan error, 1)}
+	cmd.Stderr = d.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -111,6 +111,12 @@ func (d *daemon) stop(t *testing.T) {
 type syncWriter struct {
 	mu sync.Mutex
 	w  *bytes.Buffer
+}
+
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.String()
 }
 
 func (s *syncWriter) Write(p []byte) (int, error) {
