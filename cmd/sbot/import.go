@@ -261,7 +261,7 @@ func importChunkLines(ctx context.Context, app appender, cc *chainChecker, chunk
 		case k == l.msg.Key:
 			l.err = errDuplicate
 		default:
-			l.err = fmt.Errorf("fork: sequence %d of %s is stored with id %s", l.msg.Sequence, l.msg.Author, k)
+			l.err = fmt.Errorf("sequence %d of %s is already stored with id %s (a fork or an altered message)", l.msg.Sequence, l.msg.Author, k)
 		}
 	}
 

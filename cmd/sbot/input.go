@@ -185,9 +185,6 @@ type chainChecker struct {
 	v      *classic.Verifier
 	states map[feeds.FeedRef]*classic.FeedState
 	seen   map[feeds.FeedRef]bool
-	// begun: the feed is stored, or the input reached a candidate for
-	// its first message (sequence 1) or the message verify starts it at.
-	begun map[feeds.FeedRef]bool
 	// start, when set, gives the state to check a feed's first message
 	// against (import: the store's latest; nil = not stored).
 	start func(context.Context, feeds.FeedRef) (*classic.FeedState, error)
@@ -204,7 +201,6 @@ func newChainChecker(partial bool, start func(context.Context, feeds.FeedRef) (*
 		v:       classic.NewVerifier(nil),
 		states:  map[feeds.FeedRef]*classic.FeedState{},
 		seen:    map[feeds.FeedRef]bool{},
-		begun:   map[feeds.FeedRef]bool{},
 		start:   start,
 	}
 }
@@ -227,15 +223,16 @@ func (c *chainChecker) state(ctx context.Context, f feeds.FeedRef) (*classic.Fee
 	return c.states[f], nil
 }
 
-// errNotContinued is the import error for a feed that neither starts at
-// sequence 1 nor continues a feed in the store.
-var errNotContinued = errors.New("feed is not in the store and the input does not start it at sequence 1")
+// errNotContinued is the import error for a message of a feed that is not
+// in the store and has no valid sequence 1 earlier in the input.
+var errNotContinued = errors.New("feed is not in the store and the input has no valid message 1 of it")
 
 // check sets l.err for every line of chunk that is not a valid next
 // message of its feed, and advances the feed states past the valid ones.
 func (c *chainChecker) check(ctx context.Context, chunk []inputLine) error {
 	msgs := make([]*classic.Message, 0, len(chunk))
 	idx := make([]int, 0, len(chunk))
+	unknown := map[feeds.FeedRef]bool{} // feeds without state at the start of the chunk
 	for i := range chunk {
 		l := &chunk[i]
 		if l.err != nil {
@@ -247,19 +244,13 @@ func (c *chainChecker) check(ctx context.Context, chunk []inputLine) error {
 		if err != nil {
 			return err
 		}
-		switch {
-		case st != nil || m.Sequence <= 1:
-			c.begun[m.Author] = true
-		case c.partial && first && m.Previous != nil:
-			// Checked from this message on: pretend we hold its
-			// predecessor (whose timestamp we do not know).
-			c.states[m.Author] = &classic.FeedState{Key: *m.Previous, Sequence: m.Sequence - 1}
-			c.begun[m.Author] = true
-		case !c.partial && !c.begun[m.Author]:
-			// Neither stored nor started in the input so far (states are
-			// only advanced by Verify below, so begun tracks this chunk).
-			l.err = fmt.Errorf("%w: %s starts at sequence %d; import its messages from sequence 1 first", errNotContinued, m.Author, m.Sequence)
-			continue
+		if st == nil {
+			unknown[m.Author] = true
+			if c.partial && first && m.Sequence > 1 && m.Previous != nil {
+				// Checked from this message on: pretend we hold its
+				// predecessor (whose timestamp we do not know).
+				c.states[m.Author] = &classic.FeedState{Key: *m.Previous, Sequence: m.Sequence - 1}
+			}
 		}
 		msgs = append(msgs, m)
 		idx = append(idx, i)
@@ -267,6 +258,19 @@ func (c *chainChecker) check(ctx context.Context, chunk []inputLine) error {
 	errs := c.v.Verify(ctx, msgs, c.states)
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if !c.partial {
+		// A message that fails because its feed has no valid message yet
+		// (neither stored nor earlier in the input) gets a clear reason.
+		started := map[feeds.FeedRef]bool{}
+		for j, m := range msgs {
+			switch {
+			case errs[j] == nil:
+				started[m.Author] = true
+			case unknown[m.Author] && !started[m.Author] && m.Sequence > 1:
+				errs[j] = fmt.Errorf("%w: %s sequence %d; import the feed from sequence 1 first", errNotContinued, m.Author, m.Sequence)
+			}
+		}
 	}
 	for j, err := range errs {
 		chunk[idx[j]].err = err
