@@ -369,6 +369,30 @@ func TestCorruptionDetected(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, func(s *Store) error { _, err := s.GetBySequence(testFeed(1), 4); return err }},
+		{"missing by-key entry", func(t *testing.T, db *pebble.DB) {
+			if err := db.Delete(byKeyKey(nil, testMsg(testFeed(1), 2, "").Key), pebble.Sync); err != nil {
+				t.Fatal(err)
+			}
+		}, nil},
+		{"extra by-key entry", func(t *testing.T, db *pebble.DB) {
+			if err := db.Set(byKeyKey(nil, feeds.MessageRef{7}), u64(2), pebble.Sync); err != nil {
+				t.Fatal(err)
+			}
+		}, nil},
+		{"by-feed entry swapped", func(t *testing.T, db *pebble.DB) {
+			b := db.NewBatch()
+			_ = b.Set(byFeedKey(nil, testFeed(1), 1), u64(2), nil)
+			_ = b.Set(byFeedKey(nil, testFeed(1), 2), u64(1), nil)
+			if err := db.Apply(b, pebble.Sync); err != nil {
+				t.Fatal(err)
+			}
+		}, func(s *Store) error { _, err := s.GetBySequence(testFeed(1), 1); return err }},
+		{"stale head", func(t *testing.T, db *pebble.DB) {
+			h := FeedLatest{Sequence: 2, Key: testMsg(testFeed(1), 2, "").Key, Seq: 2}
+			if err := db.Set(headKey(nil, testFeed(1)), encodeHead(h), pebble.Sync); err != nil {
+				t.Fatal(err)
+			}
+		}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -380,7 +404,9 @@ func TestCorruptionDetected(t *testing.T) {
 			tt.damage(t, db)
 			db.Close()
 			s = openTest(t, dir)
-			if err := tt.check(s); !errors.Is(err, ErrCorrupt) {
+			if tt.check == nil {
+				// only Verify can see it
+			} else if err := tt.check(s); !errors.Is(err, ErrCorrupt) {
 				t.Errorf("read after damage: err = %v, want ErrCorrupt", err)
 			}
 			if err := s.Verify(context.Background()); !errors.Is(err, ErrCorrupt) {

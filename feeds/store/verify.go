@@ -1,10 +1,11 @@
 package store
 
 import (
-	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 
 	"github.com/cask-ssb/cask/feeds"
 	"github.com/cockroachdb/pebble/v2"
@@ -29,17 +30,16 @@ func (s *Store) Verify(ctx context.Context) error {
 }
 
 func verifySnapshot(ctx context.Context, snap *pebble.Snapshot) error {
-	get := func(key []byte) ([]byte, error) {
-		v, closer, err := snap.Get(key)
-		if err != nil {
-			return nil, err
-		}
-		defer closer.Close()
-		return bytes.Clone(v), nil
-	}
+	// The indexes are checked without a point lookup per record: the log
+	// walk and a sequential scan of each index both sum a hash of every
+	// (index key, seq) pair; equal counts and sums mean equal contents
+	// (barring a 2^-64 accident). Only on a mismatch does locateIndexError
+	// look records up one by one to name the culprit.
+	seed := maphash.MakeSeed()
+	var keySum, feedSum uint64
 	heads := make(map[feeds.FeedRef]FeedLatest)
 	var last int64
-	var keyBuf []byte
+	var buf []byte
 	var rec Record
 	err := scan(snap, prefixLog, func(k, v []byte) error {
 		if last%4096 == 0 {
@@ -63,42 +63,54 @@ func verifySnapshot(ctx context.Context, snap *pebble.Snapshot) error {
 			return fmt.Errorf("%w: seq %d: feed %s sequence %d follows %d", ErrCorrupt, seq, rec.Author, rec.Sequence, h.Sequence)
 		}
 		heads[rec.Author] = FeedLatest{Author: rec.Author, Sequence: rec.Sequence, Key: rec.Key, Seq: seq}
-		for _, ix := range []struct {
-			what string
-			key  []byte
-		}{
-			{"by-key index of " + rec.Key.String(), byKeyKey(keyBuf[:0], rec.Key)},
-			{fmt.Sprintf("by-feed index of %s:%d", rec.Author, rec.Sequence), byFeedKey(nil, rec.Author, rec.Sequence)},
-		} {
-			b, err := get(ix.key)
-			if errors.Is(err, pebble.ErrNotFound) {
-				return fmt.Errorf("%w: seq %d: %s missing", ErrCorrupt, seq, ix.what)
-			}
-			if err != nil {
-				return fmt.Errorf("read %s: %w", ix.what, err)
-			}
-			got, err := decodeSeqValue(ix.what, b)
-			if err != nil {
-				return err
-			}
-			if got != seq {
-				return fmt.Errorf("%w: %s points at seq %d, want %d", ErrCorrupt, ix.what, got, seq)
-			}
-		}
+		buf = binary.BigEndian.AppendUint64(byKeyKey(buf[:0], rec.Key), uint64(seq))
+		keySum += maphash.Bytes(seed, buf)
+		buf = binary.BigEndian.AppendUint64(byFeedKey(buf[:0], rec.Author, rec.Sequence), uint64(seq))
+		feedSum += maphash.Bytes(seed, buf)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	// Each index must have exactly one entry per record (no entries beyond
-	// the log tail); the entries found above are correct, so counting suffices.
-	for _, p := range [][]byte{prefixKey, prefixFeed} {
-		n := int64(0)
-		if err := scan(snap, p, func(k, v []byte) error { n++; return nil }); err != nil {
+	for _, ix := range []struct {
+		prefix []byte
+		keyLen int
+		sum    uint64
+	}{
+		{prefixKey, len(prefixKey) + 32, keySum},
+		{prefixFeed, len(prefixFeed) + 32 + 8, feedSum},
+	} {
+		var n int64
+		var sum uint64
+		err := scan(snap, ix.prefix, func(k, v []byte) error {
+			if n%4096 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			n++
+			if len(k) != ix.keyLen {
+				return fmt.Errorf("%w: index key %q of %d bytes", ErrCorrupt, k, len(k))
+			}
+			seq, err := decodeSeqValue(fmt.Sprintf("index entry %x", k), v)
+			if err != nil {
+				return err
+			}
+			if seq < 1 || seq > last {
+				return fmt.Errorf("%w: index entry %x points at seq %d outside the log 1..%d", ErrCorrupt, k, seq, last)
+			}
+			buf = binary.BigEndian.AppendUint64(append(buf[:0], k...), uint64(seq))
+			sum += maphash.Bytes(seed, buf)
+			return nil
+		})
+		if err != nil {
 			return err
 		}
-		if n != last {
-			return fmt.Errorf("%w: index %q has %d entries for %d records", ErrCorrupt, p, n, last)
+		if n != last || sum != ix.sum {
+			if err := locateIndexError(ctx, snap); err != nil {
+				return err
+			}
+			return fmt.Errorf("%w: index %q has %d entries for %d records and does not match the log", ErrCorrupt, ix.prefix, n, last)
 		}
 	}
 	nHeads := 0
@@ -125,12 +137,14 @@ func verifySnapshot(ctx context.Context, snap *pebble.Snapshot) error {
 	if nHeads != len(heads) {
 		return fmt.Errorf("%w: %d feed heads for %d feeds in the log", ErrCorrupt, nHeads, len(heads))
 	}
-	b, err := get(keyMetaLast)
-	if err != nil && !(errors.Is(err, pebble.ErrNotFound) && last == 0) {
+	v, closer, err := snap.Get(keyMetaLast)
+	switch {
+	case errors.Is(err, pebble.ErrNotFound) && last == 0:
+	case err != nil:
 		return fmt.Errorf("read meta last seq: %w", err)
-	}
-	if err == nil {
-		meta, err := decodeSeqValue("meta last seq", b)
+	default:
+		meta, err := decodeSeqValue("meta last seq", v)
+		closer.Close()
 		if err != nil {
 			return err
 		}
@@ -139,6 +153,47 @@ func verifySnapshot(ctx context.Context, snap *pebble.Snapshot) error {
 		}
 	}
 	return nil
+}
+
+// locateIndexError looks up the index entries of every record and reports
+// the first one missing or pointing elsewhere (nil if all are right, which
+// means the index has extra entries).
+func locateIndexError(ctx context.Context, snap *pebble.Snapshot) error {
+	var rec Record
+	var key []byte
+	return scan(snap, prefixLog, func(k, v []byte) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		seq, _ := decodeSeqValue("log key", k[len(prefixLog):])
+		if err := decodeRecord(seq, v, &rec); err != nil {
+			return err
+		}
+		for ix := range 2 {
+			what := "by-key index of " + rec.Key.String()
+			key = byKeyKey(key[:0], rec.Key)
+			if ix == 1 {
+				what = fmt.Sprintf("by-feed index of %s:%d", rec.Author, rec.Sequence)
+				key = byFeedKey(key[:0], rec.Author, rec.Sequence)
+			}
+			b, closer, err := snap.Get(key)
+			if errors.Is(err, pebble.ErrNotFound) {
+				return fmt.Errorf("%w: seq %d: %s missing", ErrCorrupt, seq, what)
+			}
+			if err != nil {
+				return fmt.Errorf("read %s: %w", what, err)
+			}
+			got, err := decodeSeqValue(what, b)
+			closer.Close()
+			if err != nil {
+				return err
+			}
+			if got != seq {
+				return fmt.Errorf("%w: %s points at seq %d, want %d", ErrCorrupt, what, got, seq)
+			}
+		}
+		return nil
+	})
 }
 
 func scan(snap *pebble.Snapshot, prefix []byte, fn func(k, v []byte) error) error {
