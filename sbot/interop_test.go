@@ -163,7 +163,7 @@ func TestInteropJSReplicatesFromGo(t *testing.T) {
 func TestInteropWrongNetworkKey(t *testing.T) {
 	interop.Kit(t)
 	repo := t.TempDir()
-	d := startDaemon(t, repo, "--log-level", "debug")
+	d := startDaemon(t, repo)
 	other := "GfSf7hHb8Ah1iv+e+yQDsGk/qsyV5C1JPB0vtBBuyp0="
 	p := interop.StartPeer(t, "--replication", "legacy", "--caps", other, "--connect", d.tcp)
 	// The JS peer reports an error or never connects; our daemon never

@@ -131,7 +131,7 @@ func (l *Listener) handshake(conn net.Conn) {
 	<-l.sem
 	if err != nil {
 		l.failed.Add(1)
-		l.cfg.Logger.Debug("secretstream: handshake failed", "remote", conn.RemoteAddr().String(), "err", err)
+		l.cfg.Logger.Info("secretstream: refused connection: handshake failed", "remote", conn.RemoteAddr().String(), "err", err)
 		return
 	}
 	select {
