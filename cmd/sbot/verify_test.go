@@ -613,3 +613,38 @@ func BenchmarkVerifyFixture(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(fx.lines))*float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
+
+// FuzzVerifyInput feeds arbitrary input to verify on stdin: it must never
+// panic, and either report the input unreadable (exit status 2) or print
+// one line per message (--ids) and a summary that adds up.
+func FuzzVerifyInput(f *testing.F) {
+	a := newTestFeed(f, 30, 3)
+	f.Add([]byte(record(a.seq(1)) + "\n" + record(a.seq(2)) + "\n"))
+	f.Add([]byte(bare(a.seq(1)) + "\n\n" + flipSig(f, a.seq(2)) + "\n" + record(a.seq(3))))
+	f.Add([]byte(record(a.seq(2)) + "\n" + record(a.seq(3)) + "\n[1]\n{\"key\":"))
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(record(a.seq(1)) + "\n"))
+	zw.Close()
+	f.Add(gz.Bytes())
+	f.Add([]byte{0x1f, 0x8b, 0, 1})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var out bytes.Buffer
+		err := runVerify(context.Background(), &out, bytes.NewReader(data), []string{"-"}, true)
+		var ee *exitError
+		if err != nil && (!errors.As(err, &ee) || ee.code != 1) {
+			if errors.As(err, &ee) && ee.code == 2 {
+				return // unreadable input (bad gzip, line too long)
+			}
+			t.Fatalf("runVerify: %v", err)
+		}
+		lines := jsonLines(t, out.String())
+		s := verifySummary(t, lines)
+		if s.Messages != s.Valid+s.Invalid || len(lines) != s.Messages+1 {
+			t.Fatalf("summary %+v with %d output lines", s, len(lines))
+		}
+		if (s.Invalid > 0) != (err != nil) {
+			t.Fatalf("summary %+v but error %v", s, err)
+		}
+	})
+}
