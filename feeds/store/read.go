@@ -30,25 +30,29 @@ func (s *Store) getRecord(seq int64) (Record, error) {
 
 // indexedRecord reads the record an index entry points at; a missing record
 // is corruption, not absence.
-func (s *Store) indexedRecord(seq int64, what string) (Record, error) {
+func (s *Store) indexedRecord(seq int64, what func() string) (Record, error) {
 	r, err := s.getRecord(seq)
 	if errors.Is(err, ErrNotFound) {
-		return Record{}, fmt.Errorf("%w: %s points at missing seq %d", ErrCorrupt, what, seq)
+		return Record{}, fmt.Errorf("%w: %s points at missing seq %d", ErrCorrupt, what(), seq)
 	}
 	return r, err
 }
 
 // indexedSeq reads an index entry holding a receive seq.
-func (s *Store) indexedSeq(key []byte, what string) (int64, error) {
+func (s *Store) indexedSeq(key []byte, what func() string) (int64, error) {
 	v, closer, err := s.db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
-		return 0, fmt.Errorf("%s: %w", what, ErrNotFound)
+		return 0, fmt.Errorf("%s: %w", what(), ErrNotFound)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", what, err)
+		return 0, fmt.Errorf("read %s: %w", what(), err)
 	}
 	defer closer.Close()
-	return decodeSeqValue(what, v)
+	seq, err := decodeSeqValue("index", v)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", what(), err)
+	}
+	return seq, nil
 }
 
 // At returns the record with receive sequence seq (ErrNotFound if none).
@@ -68,11 +72,11 @@ func (s *Store) At(seq int64) (Record, error) {
 func (s *Store) Get(key feeds.MessageRef) (Record, error) {
 	var r Record
 	err := s.withDB(func() error {
-		seq, err := s.indexedSeq(byKeyKey(nil, key), "message "+key.String())
+		seq, err := s.indexedSeq(byKeyKey(nil, key), func() string { return "message " + key.String() })
 		if err != nil {
 			return err
 		}
-		r, err = s.indexedRecord(seq, "by-key index of "+key.String())
+		r, err = s.indexedRecord(seq, func() string { return "by-key index of " + key.String() })
 		if err != nil {
 			return err
 		}
@@ -89,11 +93,11 @@ func (s *Store) Get(key feeds.MessageRef) (Record, error) {
 func (s *Store) GetBySequence(author feeds.FeedRef, seq int64) (Record, error) {
 	var r Record
 	err := s.withDB(func() error {
-		rs, err := s.indexedSeq(byFeedKey(nil, author, seq), fmt.Sprintf("feed %s sequence %d", author, seq))
+		rs, err := s.indexedSeq(byFeedKey(nil, author, seq), func() string { return fmt.Sprintf("feed %s sequence %d", author, seq) })
 		if err != nil {
 			return err
 		}
-		r, err = s.indexedRecord(rs, fmt.Sprintf("by-feed index of %s:%d", author, seq))
+		r, err = s.indexedRecord(rs, func() string { return fmt.Sprintf("by-feed index of %s:%d", author, seq) })
 		if err != nil {
 			return err
 		}
