@@ -190,10 +190,12 @@ func runImport(ctx context.Context, o importOptions) error {
 		}
 	}
 	prog.done(sum.Messages, sum.Imported)
+	sum.Feeds = len(authors)
 	if err := <-errc; err != nil {
+		// Unreadable input: what was read before it is stored.
+		enc.Encode(sum)
 		return err
 	}
-	sum.Feeds = len(authors)
 	if err := enc.Encode(sum); err != nil {
 		return fmt.Errorf("import: write output: %w", err)
 	}

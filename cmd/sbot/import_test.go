@@ -293,6 +293,37 @@ func TestImportCLI(t *testing.T) {
 		}
 	})
 
+	t.Run("truncated gzip keeps what was read", func(t *testing.T) {
+		data, err := os.ReadFile(gz)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := filepath.Join(t.TempDir(), "cut.jsonl.gz")
+		if err := os.WriteFile(in, data[:len(data)*3/4], 0o600); err != nil {
+			t.Fatal(err)
+		}
+		repo := filepath.Join(t.TempDir(), "repo")
+		res, out := importRun(t, nil, nil, "--repo", repo, in)
+		if res.code != 2 {
+			t.Fatalf("exit %d, want 2: %s", res.code, res.stderr)
+		}
+		got := importSummaryOf(t, out)
+		if got.Imported < importChunk || got.Imported >= n || got.Invalid != 0 {
+			t.Fatalf("summary %+v: want the readable part imported", got)
+		}
+		withStore(t, repo, func(st *store.Store) {
+			if msgs, _ := st.Count(); msgs != int64(got.Imported) {
+				t.Errorf("store holds %d messages, summary says %d", msgs, got.Imported)
+			}
+			for _, k := range fx.keys[:got.Imported] {
+				ref, _ := feeds.ParseMessageRef(k)
+				if _, err := st.Get(ref); err != nil {
+					t.Fatalf("%s not stored: %v", k, err)
+				}
+			}
+		})
+	})
+
 	t.Run("progress", func(t *testing.T) {
 		repo := filepath.Join(t.TempDir(), "repo")
 		res, _ := importRun(t, nil, nil, "--repo", repo, "--progress", "1ns", gz)
