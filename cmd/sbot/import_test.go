@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -432,7 +433,7 @@ func itoa(n int) string {
 
 // startDaemon runs a daemon for repo in this process (unix socket only)
 // until stop is called or the test ends.
-func startDaemon(t *testing.T, repo string) (*sbot.Node, func()) {
+func startDaemon(t testing.TB, repo string) (*sbot.Node, func()) {
 	t.Helper()
 	cfg := sbot.Defaults(repo)
 	cfg.Listen = "off"
@@ -469,4 +470,42 @@ func startDaemon(t *testing.T, repo string) (*sbot.Node, func()) {
 	}
 	t.Cleanup(stop)
 	return node, stop
+}
+
+// BenchmarkImport measures import of the fixture sample (5,000 messages,
+// 50 feeds) into an empty repo: straight into the store, and through a
+// daemon (concurrent adds, one feed per call chain).
+func BenchmarkImport(b *testing.B) {
+	fx := readFixture(b)
+	path, err := filepath.Abs(fixturePath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, daemon := range []bool{false, true} {
+		name := "store"
+		if daemon {
+			name = "daemon"
+		}
+		b.Run(name, func(b *testing.B) {
+			var elapsed time.Duration
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				repo := filepath.Join(b.TempDir(), "r")
+				stop := func() {}
+				if daemon {
+					_, stop = startDaemon(b, repo)
+				}
+				b.StartTimer()
+				start := time.Now()
+				err := runImport(context.Background(), importOptions{repo: repo, files: []string{path}, stdout: io.Discard, stderr: io.Discard, progress: time.Hour})
+				elapsed += time.Since(start)
+				b.StopTimer()
+				stop()
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(fx.lines))*float64(b.N)/elapsed.Seconds(), "msgs/s")
+		})
+	}
 }
