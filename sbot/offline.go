@@ -13,7 +13,6 @@ import (
 // `sbot import`), holding the repo lock so no daemon starts meanwhile.
 type OfflineStore struct {
 	*store.Store
-	lock *repoLock
 }
 
 // OpenOffline locks repo and opens its store.
@@ -21,19 +20,17 @@ func OpenOffline(repo string) (*OfflineStore, error) {
 	if err := os.MkdirAll(repo, 0o700); err != nil {
 		return nil, fmt.Errorf("create repo %s: %w", repo, err)
 	}
-	lock, err := lockRepo(repo)
-	if err != nil {
-		return nil, err
-	}
 	st, err := store.Open(filepath.Join(repo, "store"), store.Options{CacheSize: 8 << 20, MemTableSize: 4 << 20})
+	if errors.Is(err, store.ErrLocked) {
+		return nil, fmt.Errorf("open repo %s: %w: %w", repo, ErrRepoLocked, err)
+	}
 	if err != nil {
-		lock.release()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	return &OfflineStore{Store: st, lock: lock}, nil
+	return &OfflineStore{Store: st}, nil
 }
 
 // Close closes the store and releases the lock.
 func (o *OfflineStore) Close() error {
-	return errors.Join(o.Store.Close(), o.lock.release())
+	return o.Store.Close()
 }

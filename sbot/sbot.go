@@ -23,6 +23,10 @@ import (
 	"github.com/cask-ssb/cask/plugins/whoami"
 )
 
+// ErrRepoLocked is returned when another daemon (or an offline import)
+// holds the repo.
+var ErrRepoLocked = errors.New("repo is in use by another sbot")
+
 // Version is reported by status.
 const Version = "0.1.0"
 
@@ -41,7 +45,6 @@ type Node struct {
 	now     func() time.Time
 	keys    feeds.KeyPair
 	caps    [32]byte
-	lock    *repoLock
 	store   *store.Store
 	mux     *muxrpc.Mux
 	writer  *writer
@@ -83,16 +86,22 @@ func New(opts Options) (*Node, error) {
 	if err := os.MkdirAll(cfg.Repo, 0o700); err != nil {
 		return nil, fmt.Errorf("create repo %s: %w", cfg.Repo, err)
 	}
-	lock, err := lockRepo(cfg.Repo)
+	// The store's lock (flock on store/LOCK, with the holder's pid) is the
+	// repo lock: it is taken first, so a second daemon stops here.
+	st, err := store.Open(filepath.Join(cfg.Repo, "store"), store.Options{
+		Logger:       log.With("component", "store"),
+		CacheSize:    8 << 20,
+		MemTableSize: 4 << 20,
+	})
 	if err != nil {
-		return nil, err
-	}
-	n := &Node{cfg: cfg, log: log, now: now, caps: caps, lock: lock, peers: map[*muxrpc.Endpoint]*peerInfo{}}
-	fail := func(err error) (*Node, error) {
-		if n.store != nil {
-			n.store.Close()
+		if errors.Is(err, store.ErrLocked) {
+			return nil, fmt.Errorf("open repo %s: %w: %w", cfg.Repo, ErrRepoLocked, err)
 		}
-		lock.release()
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	n := &Node{cfg: cfg, log: log, now: now, caps: caps, store: st, peers: map[*muxrpc.Endpoint]*peerInfo{}}
+	fail := func(err error) (*Node, error) {
+		st.Close()
 		return nil, err
 	}
 	if cfg.Key != "" {
@@ -109,14 +118,6 @@ func New(opts Options) (*Node, error) {
 		if created {
 			log.Info("created a new identity", "id", n.keys.ID.String(), "secret", cfg.KeyPath())
 		}
-	}
-	n.store, err = store.Open(filepath.Join(cfg.Repo, "store"), store.Options{
-		Logger:       log.With("component", "store"),
-		CacheSize:    8 << 20,
-		MemTableSize: 4 << 20,
-	})
-	if err != nil {
-		return fail(fmt.Errorf("open store: %w", err))
 	}
 	n.writer, err = newWriter(n.store, n.keys, now, log)
 	if err != nil {

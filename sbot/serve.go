@@ -112,11 +112,11 @@ func (n *Node) Close() error {
 	if n.writer != nil {
 		n.writer.stop()
 	}
+	// Remove the socket while we still hold the repo (store) lock.
+	_ = os.Remove(n.cfg.SocketPath())
 	if n.store != nil {
 		errs = append(errs, n.store.Close())
 	}
-	_ = os.Remove(n.cfg.SocketPath())
-	errs = append(errs, n.lock.release())
 	return errors.Join(errs...)
 }
 
