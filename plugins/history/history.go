@@ -199,17 +199,26 @@ func Stream(ctx context.Context, st Store, q store.HistoryQuery, f Format, out *
 	if q.Limit < 0 {
 		return nil
 	}
+	return WriteRecords(ctx, out, f, func(ctx context.Context) iter.Seq2[store.Record, error] {
+		return st.History(ctx, q)
+	})
+}
+
+// WriteRecords runs query and writes every record to out in format f. The
+// query's context is cancelled when the requester aborts the stream, so a
+// live query stops too. An abort is not an error.
+func WriteRecords(ctx context.Context, out *muxrpc.Sink, f Format, query func(context.Context) iter.Seq2[store.Record, error]) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
 		select {
-		case <-out.Done(): // the requester aborted: stop a live stream
+		case <-out.Done(): // the requester aborted
 			cancel()
 		case <-ctx.Done():
 		}
 	}()
 	buf := make([]byte, 0, 4096)
-	for rec, err := range st.History(ctx, q) {
+	for rec, err := range query(ctx) {
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil

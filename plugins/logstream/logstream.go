@@ -90,32 +90,9 @@ func Register(m *muxrpc.Mux, st Store) {
 		if q.Limit < 0 {
 			return nil
 		}
-		ctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		go func() {
-			select {
-			case <-out.Done():
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
-		buf := make([]byte, 0, 4096)
-		for rec, err := range st.Log(ctx, q) {
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return err
-			}
-			buf = history.EncodeItem(buf[:0], rec, f)
-			if err := out.Write(json.RawMessage(buf)); err != nil {
-				if errors.Is(err, muxrpc.ErrStreamClosed) {
-					return nil
-				}
-				return err
-			}
-		}
-		return nil
+		return history.WriteRecords(ctx, out, f, func(ctx context.Context) iter.Seq2[store.Record, error] {
+			return st.Log(ctx, q)
+		})
 	})
 	m.RegisterAsync(muxrpc.Method{"get"}, func(ctx context.Context, req *muxrpc.Request) (any, error) {
 		var id string
