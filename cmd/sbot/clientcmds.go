@@ -288,4 +288,3 @@ func publishContent(cmd *cobra.Command, args []string) (json.RawMessage, error) 
 	}
 	return data, nil
 }
-
