@@ -424,42 +424,7 @@ func appendSanitized(b []byte, s string) []byte {
 // (ED A0..BF xx) are accepted. If the sequence is invalid, ok is false and
 // size is the length of the maximal subpart to replace with one U+FFFD.
 func decodeWTF8(s string, i int) (r rune, size int, ok bool) {
-	c := s[i]
-	var need int
-	var lo, hi byte = 0x80, 0xBF
-	switch {
-	case c >= 0xC2 && c <= 0xDF:
-		need = 1
-		r = rune(c & 0x1F)
-	case c >= 0xE0 && c <= 0xEF:
-		need = 2
-		r = rune(c & 0x0F)
-		if c == 0xE0 {
-			lo = 0xA0
-		}
-	case c >= 0xF0 && c <= 0xF4:
-		need = 3
-		r = rune(c & 0x07)
-		if c == 0xF0 {
-			lo = 0x90
-		} else if c == 0xF4 {
-			hi = 0x8F
-		}
-	default:
-		return utf8.RuneError, 1, false
-	}
-	for k := 1; k <= need; k++ {
-		if i+k >= len(s) {
-			return utf8.RuneError, k, false
-		}
-		b := s[i+k]
-		if b < lo || b > hi {
-			return utf8.RuneError, k, false
-		}
-		lo, hi = 0x80, 0xBF
-		r = r<<6 | rune(b&0x3F)
-	}
-	return r, need + 1, true
+	return decodeBytes(s, i, true)
 }
 
 // decodeUTF8Strict is decodeWTF8 for raw input bytes: surrogate encodings
@@ -470,7 +435,7 @@ func decodeUTF8Strict(s []byte, i int) (r rune, size int, ok bool) {
 
 // decodeBytes decodes one non-ASCII UTF-8 (wtf=false) or WTF-8 (wtf=true)
 // sequence at s[i]; see decodeWTF8.
-func decodeBytes(s []byte, i int, wtf bool) (r rune, size int, ok bool) {
+func decodeBytes[T ~string | ~[]byte](s T, i int, wtf bool) (r rune, size int, ok bool) {
 	c := s[i]
 	var need int
 	var lo, hi byte = 0x80, 0xBF

@@ -104,11 +104,24 @@ func (v *Verifier) VerifySignatures(ctx context.Context, msgs []*Message) []bool
 func (v *Verifier) verifySignatures(ctx context.Context, msgs []*Message) (ok, checked []bool) {
 	ok = make([]bool, len(msgs))
 	checked = make([]bool, len(msgs))
-	if len(msgs) == 0 {
-		return ok, checked
+	v.inChunks(ctx, len(msgs), func(bv *voi.BatchVerifier, scratch *[]byte, lo, hi int) {
+		v.verifyChunk(bv, scratch, msgs[lo:hi], ok[lo:hi])
+		for i := lo; i < hi; i++ {
+			checked[i] = true
+		}
+	})
+	return ok, checked
+}
+
+// inChunks runs fn over [0, n) in chunks of the batch size on up to
+// v.workers goroutines, each with its own batch verifier and scratch
+// buffer. It stops handing out chunks once ctx is done.
+func (v *Verifier) inChunks(ctx context.Context, n int, fn func(bv *voi.BatchVerifier, scratch *[]byte, lo, hi int)) {
+	if n == 0 {
+		return
 	}
 	bs := v.batchSize
-	chunks := (len(msgs) + bs - 1) / bs
+	chunks := (n + bs - 1) / bs
 	workers := min(v.workers, chunks)
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -123,16 +136,11 @@ func (v *Verifier) verifySignatures(ctx context.Context, msgs []*Message) (ok, c
 				if c >= chunks || ctx.Err() != nil {
 					return
 				}
-				lo, hi := c*bs, min((c+1)*bs, len(msgs))
-				v.verifyChunk(bv, &scratch, msgs[lo:hi], ok[lo:hi])
-				for i := lo; i < hi; i++ {
-					checked[i] = true
-				}
+				fn(bv, &scratch, c*bs, min((c+1)*bs, n))
 			}
 		}()
 	}
 	wg.Wait()
-	return ok, checked
 }
 
 // VerifyRaw parses bare message values (or KVT records, see ParseKVT) and
@@ -145,39 +153,20 @@ func (v *Verifier) VerifyRaw(ctx context.Context, raw [][]byte, states map[feeds
 	parseErrs := make([]error, len(raw))
 	ok := make([]bool, len(raw))
 	checked := make([]bool, len(raw))
-	bs := v.batchSize
-	chunks := (len(raw) + bs - 1) / bs
-	workers := min(v.workers, chunks)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			bv := voi.NewBatchVerifierWithCapacity(bs)
-			var scratch []byte
-			for {
-				c := int(next.Add(1) - 1)
-				if c >= chunks || ctx.Err() != nil {
-					return
-				}
-				lo, hi := c*bs, min((c+1)*bs, len(raw))
-				for i := lo; i < hi; i++ {
-					m, _, claimed, err := ParseKVT(raw[i])
-					if err == nil && claimed != nil && *claimed != m.Key {
-						err = invalid(false, "record key %s does not match computed id %s", claimed, m.Key)
-						m = nil
-					}
-					msgs[i], parseErrs[i] = m, err
-				}
-				v.verifyChunk(bv, &scratch, msgs[lo:hi], ok[lo:hi])
-				for i := lo; i < hi; i++ {
-					checked[i] = true
-				}
+	v.inChunks(ctx, len(raw), func(bv *voi.BatchVerifier, scratch *[]byte, lo, hi int) {
+		for i := lo; i < hi; i++ {
+			m, _, claimed, err := ParseKVT(raw[i])
+			if err == nil && claimed != nil && *claimed != m.Key {
+				err = invalid(false, "record key %s does not match computed id %s", claimed, m.Key)
+				m = nil
 			}
-		}()
-	}
-	wg.Wait()
+			msgs[i], parseErrs[i] = m, err
+		}
+		v.verifyChunk(bv, scratch, msgs[lo:hi], ok[lo:hi])
+		for i := lo; i < hi; i++ {
+			checked[i] = true
+		}
+	})
 	errs = v.applyChain(ctx, msgs, ok, checked, states)
 	for i, err := range parseErrs {
 		if err != nil {
