@@ -128,12 +128,7 @@ func common(o Options) (store.HistoryQuery, Format, error) {
 		return q, Format{}, fmt.Errorf("%s is not a feed", o.ID)
 	}
 	q.Author = ref
-	if o.Limit != nil && *o.Limit >= 0 {
-		q.Limit = int(*o.Limit)
-		if q.Limit == 0 {
-			q.Limit = -1 // limit 0: nothing
-		}
-	}
+	q.Limit = Limit(o.Limit)
 	q.Live = flag(o.Live, false)
 	q.Old = flag(o.Old, true)
 	q.Reverse = flag(o.Reverse, false)
@@ -159,8 +154,8 @@ func ParseHistoryArgs(args json.RawMessage) (store.HistoryQuery, Format, error) 
 	if from == nil {
 		from = o.Sequence
 	}
-	if from != nil && *from > 1 {
-		q.From = int64(*from)
+	if from != nil {
+		q.From = max(Int(*from), 0)
 	}
 	return q, f, nil
 }
@@ -177,21 +172,54 @@ func ParseUserStreamArgs(args json.RawMessage) (store.HistoryQuery, Format, erro
 		return q, f, err
 	}
 	if o.Gte != nil {
-		q.From = int64(*o.Gte)
+		q.From = Int(*o.Gte)
 	}
-	if o.Gt != nil && int64(*o.Gt)+1 > q.From {
-		q.From = int64(*o.Gt) + 1
+	if o.Gt != nil {
+		q.From = max(q.From, Int(*o.Gt)+1)
 	}
+	q.From = max(q.From, 0)
 	if o.Lte != nil {
-		q.To = int64(*o.Lte)
+		q.To = Int(*o.Lte)
 	}
-	if o.Lt != nil && (q.To == 0 || int64(*o.Lt)-1 < q.To) {
-		q.To = int64(*o.Lt) - 1
-		if q.To < 1 {
-			q.Limit = -1
+	if o.Lt != nil {
+		if to := Int(*o.Lt) - 1; o.Lte == nil || to < q.To {
+			q.To = to
 		}
 	}
+	if (o.Lte != nil || o.Lt != nil) && q.To < 1 {
+		q.To, q.Limit = 0, -1 // an upper bound below sequence 1: nothing
+	}
 	return q, f, nil
+}
+
+// Int converts a JS number option to an integer, clamped to ±2^53 (NaN
+// is 0), so that absurd values from the network stay harmless.
+func Int(f float64) int64 {
+	const maxSafe = 1 << 53
+	switch {
+	case f != f:
+		return 0
+	case f > maxSafe:
+		return maxSafe
+	case f < -maxSafe:
+		return -maxSafe
+	}
+	return int64(f)
+}
+
+// Limit converts a JS `limit` option: absent or negative means no limit
+// (0), 0 means nothing (-1).
+func Limit(l *float64) int {
+	if l == nil || *l < 0 || *l != *l {
+		return 0
+	}
+	if *l > 1<<31 {
+		return 0
+	}
+	if n := int(*l); n > 0 {
+		return n
+	}
+	return -1
 }
 
 // Stream writes the records of q to out in format f.

@@ -240,3 +240,28 @@ func TestHistoryStreamLiveAbort(t *testing.T) {
 	case <-time.After(300 * time.Millisecond):
 	}
 }
+
+// FuzzParseArgs: the options of createHistoryStream and createUserStream
+// come from the network; parsing must never panic, and an accepted query
+// names a valid feed.
+func FuzzParseArgs(f *testing.F) {
+	id := feedA.String()
+	for _, s := range []string{`[]`, `[{}]`, `[null]`, `{"id":1}`, `[{"id":"` + id + `","seq":3,"live":true,"limit":-5}]`,
+		`["` + id + `",1e400]`, `[{"id":"` + id + `","gt":1e300,"lt":-1e300}]`, `[{"id":"` + id + `","keys":"yes"}]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, parse := range []func(json.RawMessage) (store.HistoryQuery, Format, error){ParseHistoryArgs, ParseUserStreamArgs} {
+			q, _, err := parse(json.RawMessage(data))
+			if err != nil {
+				continue
+			}
+			if q.From < 0 || q.To < 0 || q.Limit < -1 || q.Limit > 1<<31 {
+				t.Fatalf("%q gives an out-of-range query %+v", data, q)
+			}
+			if _, err := feeds.ParseFeedRef(q.Author.String()); err != nil {
+				t.Fatalf("accepted %q with author %v", data, q.Author)
+			}
+		}
+	})
+}

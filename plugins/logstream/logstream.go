@@ -65,17 +65,14 @@ func ParseLogArgs(args json.RawMessage) (store.LogQuery, history.Format, error) 
 		if p == nil {
 			return 0
 		}
-		return int64(*p)
+		return history.Int(*p)
 	}
 	q.Gt, q.Gte, q.Lt, q.Lte = bound(o.Gt), bound(o.Gte), bound(o.Lt), bound(o.Lte)
 	if (o.Lt != nil && *o.Lt <= 1) || (o.Lte != nil && *o.Lte < 1) {
 		q.Limit = -1 // an upper bound below the first record: nothing
 	}
-	if o.Limit != nil && *o.Limit >= 0 && q.Limit == 0 {
-		q.Limit = int(*o.Limit)
-		if q.Limit == 0 {
-			q.Limit = -1
-		}
+	if q.Limit == 0 {
+		q.Limit = history.Limit(o.Limit)
 	}
 	return q, history.Format{Keys: flag(o.Keys, true), Values: flag(o.Values, true)}, nil
 }

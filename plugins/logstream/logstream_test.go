@@ -38,3 +38,17 @@ func TestParseLogArgs(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseLogArgs: createLogStream options come from a client; parsing
+// must never panic.
+func FuzzParseLogArgs(f *testing.F) {
+	for _, s := range []string{`[]`, `[{}]`, `[null]`, `[{"gt":5,"lt":1,"limit":0}]`, `[{"gte":1e400}]`, `[{"live":1}]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		q, _, err := ParseLogArgs(json.RawMessage(data))
+		if err == nil && (q.Limit < -1 || q.Limit > 1<<31 || q.Gt < -(1<<53) || q.Lte > 1<<53) {
+			t.Fatalf("%q gives an out-of-range query %+v", data, q)
+		}
+	})
+}
