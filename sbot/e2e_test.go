@@ -354,7 +354,14 @@ func TestTCPPermissions(t *testing.T) {
 
 // TestSIGTERMDuringPublishes: every publish acknowledged before SIGTERM is
 // in the log after restart.
-func TestSIGTERMDuringPublishes(t *testing.T) {
+func TestSIGTERMDuringPublishes(t *testing.T) { testStopDuringPublishes(t, syscall.SIGTERM) }
+
+// TestSIGKILLDuringPublishes: the same with kill -9: the daemon gets no
+// chance to clean up, yet every acknowledged publish survives (and the
+// stale socket file does not stop the restart).
+func TestSIGKILLDuringPublishes(t *testing.T) { testStopDuringPublishes(t, syscall.SIGKILL) }
+
+func testStopDuringPublishes(t *testing.T, sig syscall.Signal) {
 	repo := t.TempDir()
 	d := startDaemon(t, repo)
 	ctx := context.Background()
@@ -388,15 +395,20 @@ func TestSIGTERMDuringPublishes(t *testing.T) {
 	}
 	time.Sleep(700 * time.Millisecond)
 	start := time.Now()
-	d.stop(t)
-	if el := time.Since(start); el > 5*time.Second {
-		t.Errorf("shutdown took %v", el)
+	if sig == syscall.SIGTERM {
+		d.stop(t)
+		if el := time.Since(start); el > 5*time.Second {
+			t.Errorf("shutdown took %v", el)
+		}
+	} else {
+		d.cmd.Process.Signal(sig)
+		<-d.exited
 	}
 	wg.Wait()
 	mu.Lock()
 	defer mu.Unlock()
 	if len(acked) < 10 {
-		t.Fatalf("only %d publishes acknowledged before SIGTERM", len(acked))
+		t.Fatalf("only %d publishes acknowledged before %v", len(acked), sig)
 	}
 	d2 := startDaemon(t, repo)
 	logged := map[string]bool{}
@@ -414,5 +426,5 @@ func TestSIGTERMDuringPublishes(t *testing.T) {
 	if !strings.Contains(string(v), `"invalid":0`) {
 		t.Fatalf("feed after restart does not verify: %s", v)
 	}
-	t.Logf("%d publishes acknowledged before SIGTERM, %d messages after restart", len(acked), len(recs))
+	t.Logf("%d publishes acknowledged before %v, %d messages after restart", len(acked), sig, len(recs))
 }
