@@ -178,3 +178,57 @@ func TestInteropWrongNetworkKey(t *testing.T) {
 		t.Errorf("daemon log does not explain the refused handshake:\n%s", d.stderr.String())
 	}
 }
+
+// TestInteropGoReplicatesFromJS: our daemon dials a JS peer (sbot
+// connect) and fetches its feed with createHistoryStream; every message
+// the JS stack signed validates here and is stored with the same id.
+func TestInteropGoReplicatesFromJS(t *testing.T) {
+	interop.Kit(t)
+	const n = 300
+	p := interop.StartPeer(t, "--replication", "legacy", "--publish", fmt.Sprint(n))
+	if _, err := p.WaitEvent(60*time.Second, func(e interop.Event) bool { return e.Name() == "published" && e.Int("seq") >= n }); err != nil {
+		t.Fatal(err)
+	}
+	repo := t.TempDir()
+	d := startDaemon(t, repo)
+	out := run(t, "", "connect", "--repo", repo, p.Address)
+	if !strings.Contains(string(out), `"connected":true`) {
+		t.Fatalf("connect: %s", out)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	var got []kvt
+	for {
+		got = lines(t, run(t, "", "hist", "--repo", repo, p.ID))
+		if len(got) >= n || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	jsOut, err := interop.Query(t, 60*time.Second, "dump", "--feed", p.ID, "--remote", p.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := dumpKeys(t, jsOut)
+	keys := make([]string, len(got))
+	for i, r := range got {
+		keys[i] = r.Key
+	}
+	sameKeys(t, "our copy of the JS feed", keys, want)
+	// Live: a message published now arrives too.
+	if err := p.Send(map[string]any{"cmd": "publish", "n": 1}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if len(lines(t, run(t, "", "hist", "--repo", repo, p.ID, "--seq", fmt.Sprint(n+1)))) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("live message %d did not arrive\n%s", n+1, d.stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// A bad address is a clear error.
+	if _, code, stderr := runCode(t, "", "connect", "--repo", repo, "net:127.0.0.1:1~shs:"+strings.Repeat("A", 43)+"="); code == 0 || !strings.Contains(stderr, "connect") {
+		t.Fatalf("connect to nowhere: exit %d %q", code, stderr)
+	}
+}

@@ -5,7 +5,9 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"github.com/cask-ssb/cask/feeds"
 	"net"
+	"time"
 
 	"github.com/cask-ssb/cask/secretstream"
 )
@@ -63,8 +65,8 @@ func (n *Node) serveTCP(ctx context.Context, l net.Listener) {
 	}
 }
 
-// Connect dials a peer at a multiserver address and serves the connection
-// until ctx ends or the peer goes away.
+// Connect dials a peer (host:port, with its ed25519 key) and serves the
+// connection until ctx ends or the peer goes away.
 func (n *Node) Connect(ctx context.Context, addr string, remote ed25519.PublicKey) error {
 	sc, err := secretstream.Dial(ctx, "tcp", addr, secretstream.AppKey(n.caps), n.keys.Private, remote)
 	if err != nil {
@@ -74,6 +76,38 @@ func (n *Node) Connect(ctx context.Context, addr string, remote ed25519.PublicKe
 	go func() {
 		defer n.wg.Done()
 		n.runPeer(ctx, sc, remote, "net:"+addr, "out")
+	}()
+	return nil
+}
+
+// ConnectAddress implements gossip.Connector: it dials a multiserver
+// address ("net:HOST:PORT~shs:KEY") for the owner. The connection lives
+// as long as the node serves, not as long as the call that asked for it.
+func (n *Node) ConnectAddress(ctx context.Context, address string) error {
+	a, err := feeds.ParseAddress(address)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	if a.Transport != "" && a.Transport != feeds.TransportNet {
+		return fmt.Errorf("connect: transport %q is not supported (only net)", a.Transport)
+	}
+	n.mu.Lock()
+	life := n.serveCtx
+	n.mu.Unlock()
+	if life == nil {
+		return errors.New("connect: the node is not serving")
+	}
+	dialCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	sc, err := secretstream.Dial(dialCtx, "tcp", a.DialAddr(), secretstream.AppKey(n.caps), n.keys.Private, a.Key.PublicKey())
+	if err != nil {
+		n.log.Info("connect failed", "addr", address, "err", err)
+		return fmt.Errorf("connect %s: %w", address, err)
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.runPeer(life, sc, a.Key.PublicKey(), a.String(), "out")
 	}()
 	return nil
 }

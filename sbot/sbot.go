@@ -51,6 +51,7 @@ type Node struct {
 	started time.Time
 
 	mu        sync.Mutex
+	serveCtx  context.Context // set by Serve: lifetime of outgoing connections
 	peers     map[*muxrpc.Endpoint]*peerInfo
 	listeners []net.Listener
 	listen    []string
@@ -146,6 +147,7 @@ func (n *Node) buildMux() *muxrpc.Mux {
 	m := muxrpc.NewMux()
 	whoami.Register(m, n.keys.ID)
 	gossip.Register(m, gossip.Options{Now: n.now})
+	gossip.RegisterConnect(m, n)
 	history.Register(m, n.store)
 	logstream.Register(m, n.store)
 	publish.Register(m, n.writer)

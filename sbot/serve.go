@@ -20,6 +20,9 @@ import (
 // store. It returns nil after a clean shutdown.
 func (n *Node) Serve(ctx context.Context) error {
 	n.started = n.now()
+	n.mu.Lock()
+	n.serveCtx = ctx
+	n.mu.Unlock()
 	ul, err := n.listenUnix()
 	if err != nil {
 		n.Close()
