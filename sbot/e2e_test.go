@@ -428,3 +428,53 @@ func testStopDuringPublishes(t *testing.T, sig syscall.Signal) {
 	}
 	t.Logf("%d publishes acknowledged before %v, %d messages after restart", len(acked), sig, len(recs))
 }
+
+// TestMaxConns: peers beyond --max-conns are refused (with a log line);
+// the owner still gets in.
+func TestMaxConns(t *testing.T) {
+	repo := t.TempDir()
+	d := startDaemon(t, repo, "--max-conns", "2")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	caps, _ := sbot.Defaults(repo).CapsKey()
+	var clients []*client.Client
+	for i := 0; i < 2; i++ {
+		kp, _ := feeds.GenerateKeyPair(nil)
+		c, err := client.DialTCP(ctx, d.tcp, kp, caps)
+		if err != nil {
+			t.Fatalf("peer %d: %v", i, err)
+		}
+		defer c.Close()
+		clients = append(clients, c)
+	}
+	// Wait until the daemon counts both.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var st struct{ Peers []any }
+		json.Unmarshal(run(t, "", "status", "--repo", repo), &st)
+		if len(st.Peers) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon sees %d peers, want 2", len(st.Peers))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	kp, _ := feeds.GenerateKeyPair(nil)
+	if c, err := client.DialTCP(ctx, d.tcp, kp, caps); err == nil {
+		c.Close()
+		t.Fatal("a third peer got in with --max-conns 2")
+	}
+	own, err := feeds.ReadSecret(filepath.Join(repo, "secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oc, err := client.DialTCP(ctx, d.tcp, own, caps)
+	if err != nil {
+		t.Fatalf("the owner was refused: %v", err)
+	}
+	oc.Close()
+	if !strings.Contains(d.stderr.String(), "too many peers") {
+		t.Errorf("no log line for the refused peer:\n%s", d.stderr.String())
+	}
+}
