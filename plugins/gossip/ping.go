@@ -1,4 +1,5 @@
-// Package gossip serves `gossip.ping`, the keep-alive duplex that JS peers
+// Package gossip serves `gossip.connect` (owner only: dial a peer) and
+// `gossip.ping`, the keep-alive duplex that JS peers
 // (ssb-conn) open right after connecting: each side sends its current time
 // in ms; we answer every number received with ours, and send our own time
 // periodically so the peer's inactivity timer never fires.
