@@ -3,6 +3,7 @@ package sbot
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 
 	"github.com/cask-ssb/cask/feeds"
@@ -19,6 +20,8 @@ import (
 // JS legacy replicator (ssb-replicate) only asks us for feeds once we have
 // called it at least once.
 func (n *Node) replicateFeed(ctx context.Context, e *muxrpc.Endpoint, feed feeds.FeedRef, log *slog.Logger) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // also stops the reader goroutine below
 	seq, _, _, err := n.store.Latest(feed)
 	if err != nil {
 		log.Error("replicate: read latest", "err", err)
@@ -32,36 +35,96 @@ func (n *Node) replicateFeed(ctx context.Context, e *muxrpc.Endpoint, feed feeds
 		return
 	}
 	defer src.Close()
-	got := 0
-	for body, err := range src.All(ctx) {
-		if err != nil {
-			var ce *muxrpc.CallError
-			if errors.As(err, &ce) {
-				log.Debug("replicate: peer ended the stream with an error", "err", err)
-			}
-			break
-		}
-		m, err := classic.Parse(body)
-		if err == nil && m.Author != feed {
-			err = errors.New("message of another feed in the stream")
-		}
-		if err == nil {
-			err = m.VerifySignature(nil)
-		}
-		if err == nil {
-			_, err = n.writer.AddVerified(ctx, m)
-		}
-		if err != nil {
-			if errors.Is(err, ErrClosing) || errors.Is(err, context.Canceled) {
+
+	// A reader goroutine parses what the peer sends; this goroutine takes
+	// everything that has arrived (up to maxBatch), verifies the signatures
+	// as one parallel batch and hands the batch to the writer, which
+	// commits it with one fsync.
+	type item struct {
+		m   *classic.Message
+		err error
+	}
+	items := make(chan item, maxBatch)
+	go func() {
+		defer close(items)
+		for body, err := range src.All(ctx) {
+			if err != nil {
+				var ce *muxrpc.CallError
+				if errors.As(err, &ce) {
+					log.Debug("replicate: peer ended the stream with an error", "err", err)
+				}
 				return
 			}
-			log.Warn("replicate: invalid message from peer, disconnecting", "feed", feed.String(), "err", err)
+			m, err := classic.Parse(body)
+			if err == nil && m.Author != feed {
+				err = errors.New("message of another feed in the stream")
+			}
+			select {
+			case items <- item{m, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	got := 0
+	defer func() {
+		if got > 0 {
+			log.Info("replicated", "feed", feed.String(), "messages", got)
+		}
+	}()
+	batch := make([]*classic.Message, 0, maxBatch)
+	for it := range items {
+		batch = append(batch[:0], it.m)
+		bad := it.err
+	more:
+		for bad == nil && len(batch) < maxBatch {
+			select {
+			case it, ok := <-items:
+				if !ok {
+					break more
+				}
+				if it.err != nil {
+					bad = it.err
+					break more
+				}
+				batch = append(batch, it.m)
+			default:
+				break more
+			}
+		}
+		if it.err != nil {
+			batch = batch[:0]
+		}
+		// Signatures: parallel batch verification; the first bad one cuts
+		// the batch there (the valid messages before it are kept).
+		for i, ok := range n.verifier.VerifySignatures(ctx, batch) {
+			if !ok {
+				if bad == nil {
+					bad = fmt.Errorf("message %d of %s: invalid signature", batch[i].Sequence, feed)
+				}
+				batch = batch[:i]
+				break
+			}
+		}
+		for i, err := range n.writer.AddVerifiedBatch(ctx, batch) {
+			if err != nil {
+				if errors.Is(err, ErrClosing) || errors.Is(err, context.Canceled) {
+					return
+				}
+				if bad == nil {
+					bad = fmt.Errorf("message %d of %s: %w", batch[i].Sequence, feed, err)
+				}
+				break
+			}
+			got++
+		}
+		if bad != nil {
+			log.Warn("replicate: invalid message from peer, disconnecting", "feed", feed.String(), "err", bad)
 			e.Close()
 			return
 		}
-		got++
-	}
-	if got > 0 {
-		log.Info("replicated", "feed", feed.String(), "messages", got)
 	}
 }

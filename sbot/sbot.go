@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cask-ssb/cask/feeds"
+	"github.com/cask-ssb/cask/feeds/classic"
 	"github.com/cask-ssb/cask/feeds/store"
 	"github.com/cask-ssb/cask/muxrpc"
 	"github.com/cask-ssb/cask/plugins/gossip"
@@ -40,15 +41,17 @@ type Options struct {
 
 // Node is a running SSB daemon.
 type Node struct {
-	cfg     Config
-	log     *slog.Logger
-	now     func() time.Time
-	keys    feeds.KeyPair
-	caps    [32]byte
-	store   *store.Store
-	mux     *muxrpc.Mux
-	writer  *writer
-	started time.Time
+	cfg    Config
+	log    *slog.Logger
+	now    func() time.Time
+	keys   feeds.KeyPair
+	caps   [32]byte
+	store  *store.Store
+	mux    *muxrpc.Mux
+	writer *writer
+	// verifier checks signatures of replicated messages in parallel batches.
+	verifier *classic.Verifier
+	started  time.Time
 
 	mu        sync.Mutex
 	serveCtx  context.Context // set by Serve: lifetime of outgoing connections
@@ -124,6 +127,7 @@ func New(opts Options) (*Node, error) {
 	if err != nil {
 		return fail(err)
 	}
+	n.verifier = classic.NewVerifier(nil)
 	n.mux = n.buildMux()
 	return n, nil
 }

@@ -141,6 +141,43 @@ func (w *writer) AddVerified(ctx context.Context, m *classic.Message) (store.Rec
 	return w.submit(ctx, &writeReq{msg: m})
 }
 
+// AddVerifiedBatch appends messages whose signatures were already checked,
+// in order. They are queued together, so the writer commits them with as
+// few fsyncs as it can. errs[i] is nil when msgs[i] was stored; a message
+// after a failed one of the same feed fails too (its chain is broken).
+func (w *writer) AddVerifiedBatch(ctx context.Context, msgs []*classic.Message) []error {
+	errs := make([]error, len(msgs))
+	reqs := make([]*writeReq, 0, len(msgs))
+queue:
+	for _, m := range msgs {
+		r := &writeReq{msg: m, reply: make(chan writeResult, 1)}
+		select {
+		case w.reqs <- r:
+			reqs = append(reqs, r)
+		case <-w.stopc:
+			break queue
+		case <-ctx.Done():
+			break queue
+		}
+	}
+	for i := range msgs {
+		if i >= len(reqs) {
+			errs[i] = ErrClosing
+			if ctx.Err() != nil {
+				errs[i] = ctx.Err()
+			}
+			continue
+		}
+		select {
+		case res := <-reqs[i].reply:
+			errs[i] = res.err
+		case <-w.done:
+			errs[i] = ErrClosing
+		}
+	}
+	return errs
+}
+
 func (w *writer) run() {
 	defer close(w.done)
 	batch := make([]*writeReq, 0, maxBatch)
