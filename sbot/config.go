@@ -70,6 +70,19 @@ func LoadConfigFile(c *Config) error {
 	dec := toml.NewDecoder(strings.NewReader(string(data)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(c); err != nil {
+		var strict *toml.StrictMissingError
+		if errors.As(err, &strict) {
+			var keys []string
+			for _, e := range strict.Errors {
+				keys = append(keys, strings.Join(e.Key(), "."))
+			}
+			return fmt.Errorf("%s: unknown setting %s (known: listen, caps, key, log-format, log-level, max-conns, max-streams)", path, strings.Join(keys, ", "))
+		}
+		var de *toml.DecodeError
+		if errors.As(err, &de) {
+			row, col := de.Position()
+			return fmt.Errorf("%s:%d:%d: %w", path, row, col, err)
+		}
 		return fmt.Errorf("parse %s: %w", path, err)
 	}
 	return nil

@@ -478,3 +478,55 @@ func TestMaxConns(t *testing.T) {
 		t.Errorf("no log line for the refused peer:\n%s", d.stderr.String())
 	}
 }
+
+// TestLiveCLI: `sbot log --live` and `sbot hist --live` print new messages
+// as they are published, and Ctrl-C ends them cleanly (exit 0).
+func TestLiveCLI(t *testing.T) {
+	repo := t.TempDir()
+	d := startDaemon(t, repo)
+	run(t, "", "publish", "--repo", repo, "--type", "post", "--text", "old")
+	for _, args := range [][]string{{"log", "--repo", repo, "--live"}, {"hist", "--repo", repo, d.id, "--live", "--seq", "2"}} {
+		t.Run(args[0], func(t *testing.T) {
+			cmd := exec.Command(sbotBin, args...)
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			linesc := make(chan kvt, 10)
+			go func() {
+				sc := bufio.NewScanner(stdout)
+				for sc.Scan() {
+					var r kvt
+					if json.Unmarshal(sc.Bytes(), &r) == nil {
+						linesc <- r
+					}
+				}
+				close(linesc)
+			}()
+			time.Sleep(300 * time.Millisecond) // let the stream start
+			pub := lines(t, run(t, "", "publish", "--repo", repo, "--type", "post", "--text", "live "+args[0]))[0]
+			deadline := time.After(10 * time.Second)
+			found := false
+			for !found {
+				select {
+				case r, ok := <-linesc:
+					if !ok {
+						t.Fatalf("stream ended; stderr: %s", stderr.String())
+					}
+					found = r.Key == pub.Key
+				case <-deadline:
+					t.Fatalf("live message %s not printed within 10s", pub.Key)
+				}
+			}
+			cmd.Process.Signal(os.Interrupt)
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("after Ctrl-C: %v; stderr: %s", err, stderr.String())
+			}
+		})
+	}
+}

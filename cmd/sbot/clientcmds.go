@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cask-ssb/cask/feeds"
+	"github.com/cask-ssb/cask/muxrpc"
 	"github.com/cask-ssb/cask/sbot"
 	"github.com/cask-ssb/cask/sbot/client"
 )
@@ -65,9 +67,10 @@ func dial(ctx context.Context, cmd *cobra.Command) (*client.Client, error) {
 
 // clientRun wraps a client subcommand: context with signals and --timeout,
 // connect, run, close.
-func clientRun(cmd *cobra.Command, run func(ctx context.Context, c *client.Client, out *json.Encoder) error) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+func clientRun(cmd *cobra.Command, run func(ctx context.Context, c *client.Client, out *jsonOut) error) error {
+	sigCtx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	ctx := sigCtx
 	if d, _ := cmd.Flags().GetDuration("timeout"); d > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, d)
@@ -78,20 +81,47 @@ func clientRun(cmd *cobra.Command, run func(ctx context.Context, c *client.Clien
 		return err
 	}
 	defer c.Close()
-	w := bufio.NewWriter(os.Stdout)
-	defer w.Flush()
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	err = run(ctx, c, enc)
-	if err != nil && ctx.Err() != nil && err == ctx.Err() {
-		return nil // interrupted
+	out := newJSONOut(os.Stdout)
+	defer out.Flush()
+	err = run(ctx, c, out)
+	switch {
+	case err == nil:
+		return nil
+	case sigCtx.Err() != nil:
+		return nil // interrupted (Ctrl-C on a live stream): a clean end
+	case ctx.Err() != nil:
+		return fmt.Errorf("%s: timed out: %w", cmd.Name(), ctx.Err())
+	}
+	var ce *muxrpc.CallError
+	if errors.As(err, &ce) {
+		// The daemon's own message, without the transport's wrapping.
+		return fmt.Errorf("%s: %s", cmd.Name(), ce.Message)
 	}
 	return err
 }
 
+// jsonOut prints one JSON value per line to a buffered stdout.
+type jsonOut struct {
+	w   *bufio.Writer
+	enc *json.Encoder
+}
+
+func newJSONOut(w io.Writer) *jsonOut {
+	bw := bufio.NewWriter(w)
+	enc := json.NewEncoder(bw)
+	enc.SetEscapeHTML(false)
+	return &jsonOut{w: bw, enc: enc}
+}
+
+// Encode writes v and a newline.
+func (o *jsonOut) Encode(v any) error { return o.enc.Encode(v) }
+
+// Flush writes out what is buffered.
+func (o *jsonOut) Flush() error { return o.w.Flush() }
+
 // printStream prints one JSON value per line, flushing as they come for
 // live streams.
-func printStream(ctx context.Context, it func(func(json.RawMessage, error) bool), enc *json.Encoder, flush bool) error {
+func printStream(ctx context.Context, it func(func(json.RawMessage, error) bool), enc *jsonOut, flush bool) error {
 	var ferr error
 	it(func(v json.RawMessage, err error) bool {
 		if err != nil {
@@ -103,21 +133,21 @@ func printStream(ctx context.Context, it func(func(json.RawMessage, error) bool)
 			return false
 		}
 		if flush {
-			os.Stdout.Sync()
+			if err := enc.Flush(); err != nil {
+				ferr = err
+				return false
+			}
 		}
 		return true
 	})
-	if ferr != nil && ctx.Err() != nil {
-		return nil
-	}
 	return ferr
 }
 
 func addClientCmds(root *cobra.Command) {
-	mk := func(use, short string, args cobra.PositionalArgs, run func(cmd *cobra.Command, a []string, ctx context.Context, c *client.Client, enc *json.Encoder) error) *cobra.Command {
+	mk := func(use, short string, args cobra.PositionalArgs, run func(cmd *cobra.Command, a []string, ctx context.Context, c *client.Client, enc *jsonOut) error) *cobra.Command {
 		cmd := &cobra.Command{Use: use, Short: short, Args: args}
 		cmd.RunE = func(cmd *cobra.Command, a []string) error {
-			return clientRun(cmd, func(ctx context.Context, c *client.Client, enc *json.Encoder) error {
+			return clientRun(cmd, func(ctx context.Context, c *client.Client, enc *jsonOut) error {
 				return run(cmd, a, ctx, c, enc)
 			})
 		}
@@ -134,7 +164,7 @@ func addClientCmds(root *cobra.Command) {
 		}
 	}
 
-	mk("whoami", "Print the daemon's feed id", wrapArgs(0), func(_ *cobra.Command, _ []string, ctx context.Context, c *client.Client, enc *json.Encoder) error {
+	mk("whoami", "Print the daemon's feed id", wrapArgs(0), func(_ *cobra.Command, _ []string, ctx context.Context, c *client.Client, enc *jsonOut) error {
 		id, err := c.Whoami(ctx)
 		if err != nil {
 			return err
@@ -147,7 +177,7 @@ func addClientCmds(root *cobra.Command) {
 			return usageErr("publish takes at most one JSON argument")
 		}
 		return nil
-	}, func(cmd *cobra.Command, args []string, ctx context.Context, c *client.Client, enc *json.Encoder) error {
+	}, func(cmd *cobra.Command, args []string, ctx context.Context, c *client.Client, enc *jsonOut) error {
 		content, err := publishContent(cmd, args)
 		if err != nil {
 			return err
@@ -161,7 +191,7 @@ func addClientCmds(root *cobra.Command) {
 	pub.Flags().String("type", "", "content type (with --text: a post-like message {type, text})")
 	pub.Flags().String("text", "", "text of the message")
 
-	mk("get ID", "Print a message by id", wrapArgs(1), func(cmd *cobra.Command, args []string, ctx context.Context, c *client.Client, enc *json.Encoder) error {
+	mk("get ID", "Print a message by id", wrapArgs(1), func(cmd *cobra.Command, args []string, ctx context.Context, c *client.Client, enc *jsonOut) error {
 		meta, _ := cmd.Flags().GetBool("meta")
 		out, err := c.Get(ctx, args[0], meta)
 		if err != nil {
@@ -170,7 +200,7 @@ func addClientCmds(root *cobra.Command) {
 		return enc.Encode(out)
 	}).Flags().Bool("meta", false, "print the {key,value,timestamp} record instead of the value")
 
-	logCmd := mk("log", "Print the log in receive order, one {key,value,timestamp} per line", wrapArgs(0), func(cmd *cobra.Command, _ []string, ctx context.Context, c *client.Client, enc *json.Encoder) error {
+	logCmd := mk("log", "Print the log in receive order, one {key,value,timestamp} per line", wrapArgs(0), func(cmd *cobra.Command, _ []string, ctx context.Context, c *client.Client, enc *jsonOut) error {
 		opts := map[string]any{}
 		if n, _ := cmd.Flags().GetInt("limit"); n > 0 {
 			opts["limit"] = n
@@ -192,7 +222,7 @@ func addClientCmds(root *cobra.Command) {
 	logCmd.Flags().Bool("reverse", false, "newest first")
 	logCmd.Flags().Int64("gt", 0, "only messages after this receive sequence")
 
-	hist := mk("hist FEED", "Print one feed in sequence order, one {key,value,timestamp} per line", wrapArgs(1), func(cmd *cobra.Command, args []string, ctx context.Context, c *client.Client, enc *json.Encoder) error {
+	hist := mk("hist FEED", "Print one feed in sequence order, one {key,value,timestamp} per line", wrapArgs(1), func(cmd *cobra.Command, args []string, ctx context.Context, c *client.Client, enc *jsonOut) error {
 		if _, err := feeds.ParseFeedRef(args[0]); err != nil {
 			return usageErr("hist: %w", err)
 		}
@@ -213,7 +243,7 @@ func addClientCmds(root *cobra.Command) {
 	hist.Flags().Int("limit", 0, "print at most this many messages")
 	hist.Flags().Bool("live", false, "keep printing new messages as they arrive")
 
-	mk("connect ADDR", "Connect the daemon to a peer (net:HOST:PORT~shs:KEY) and replicate its feed", wrapArgs(1), func(_ *cobra.Command, args []string, ctx context.Context, c *client.Client, enc *json.Encoder) error {
+	mk("connect ADDR", "Connect the daemon to a peer (net:HOST:PORT~shs:KEY) and replicate its feed", wrapArgs(1), func(_ *cobra.Command, args []string, ctx context.Context, c *client.Client, enc *jsonOut) error {
 		var ok bool
 		if err := c.Endpoint().Async(ctx, &ok, []string{"gossip", "connect"}, args[0]); err != nil {
 			return err
@@ -221,7 +251,7 @@ func addClientCmds(root *cobra.Command) {
 		return enc.Encode(map[string]any{"connected": ok, "address": args[0]})
 	})
 
-	mk("status", "Print the daemon's status", wrapArgs(0), func(_ *cobra.Command, _ []string, ctx context.Context, c *client.Client, enc *json.Encoder) error {
+	mk("status", "Print the daemon's status", wrapArgs(0), func(_ *cobra.Command, _ []string, ctx context.Context, c *client.Client, enc *jsonOut) error {
 		out, err := c.Status(ctx)
 		if err != nil {
 			return err
@@ -252,7 +282,7 @@ one JSON value; a source method prints one JSON value per line.`,
 				jargs = append(jargs, b)
 			}
 		}
-		return clientRun(cmd, func(ctx context.Context, c *client.Client, enc *json.Encoder) error {
+		return clientRun(cmd, func(ctx context.Context, c *client.Client, enc *jsonOut) error {
 			return printStream(ctx, c.Call(ctx, args[0], jargs), enc, true)
 		})
 	}

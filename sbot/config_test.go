@@ -1,0 +1,54 @@
+package sbot
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestLoadConfigFile(t *testing.T) {
+	tests := []struct {
+		name, file string
+		want       Config
+		wantErr    string
+	}{
+		{"none", "", Defaults("R"), ""},
+		{"overrides", "listen = \"127.0.0.1:9000\"\nlog-format = \"json\"\nmax-conns = 5\n", func() Config {
+			c := Defaults("R")
+			c.Listen, c.LogFormat, c.MaxConns = "127.0.0.1:9000", "json", 5
+			return c
+		}(), ""},
+		{"unknown key", "lissten = \":1\"\n", Config{}, "unknown setting lissten"},
+		{"bad syntax", "listen = \n", Config{}, "config.toml:1:"},
+		{"wrong type", "max-conns = \"many\"\n", Config{}, "config.toml"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if tc.file != "" {
+				if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte(tc.file), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c := Defaults(dir)
+			err := LoadConfigFile(&c)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err %v, want it to contain %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.want.Repo = dir
+			if c != tc.want {
+				t.Fatalf("got %+v\nwant %+v", c, tc.want)
+			}
+		})
+	}
+	if _, err := (Config{Caps: "abc"}).CapsKey(); err == nil {
+		t.Fatal("bad caps accepted")
+	}
+}
