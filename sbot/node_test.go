@@ -74,7 +74,7 @@ func feedOf(t *testing.T, n int) (feeds.KeyPair, []*classic.Message) {
 
 func TestAdd(t *testing.T) {
 	n, c := startNode(t)
-	_, msgs := feedOf(t, 4)
+	kp, msgs := feedOf(t, 4)
 	ctx := context.Background()
 	add := func(v json.RawMessage) error {
 		var out json.RawMessage
@@ -89,6 +89,12 @@ func TestAdd(t *testing.T) {
 		t.Fatalf("add KVT: %v", err)
 	}
 	bad := strings.Replace(string(msgs[2].Compact), "msg 3", "msg X", 1)
+	// Another message 2 of the same feed, validly signed: a fork.
+	st1 := classic.StateAfter(msgs[0])
+	fork, err := classic.Create(kp.Private, &st1, 1700000000002, classic.RawJSON(`{"type":"post","text":"forked"}`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		msg  string
@@ -96,7 +102,8 @@ func TestAdd(t *testing.T) {
 	}{
 		{"signature", bad, "signature"},
 		{"gap", string(msgs[3].Compact), "sequence"},
-		{"duplicate", string(msgs[1].Compact), "sequence"},
+		{"duplicate", string(msgs[1].Compact), "already stored"},
+		{"fork", string(fork.Compact), "fork"},
 		{"wrong key", fmt.Sprintf(`{"key":%q,"value":%s}`, msgs[0].Key.String(), msgs[2].Compact), "does not match"},
 		{"garbage", `{"hello":1}`, "invalid message"},
 	}

@@ -110,6 +110,9 @@ func (n *Node) replicateFeed(ctx context.Context, e *muxrpc.Endpoint, feed feeds
 			}
 		}
 		for i, err := range n.writer.AddVerifiedBatch(ctx, batch) {
+			if errors.Is(err, ErrAlreadyStored) {
+				continue // another peer sent it first
+			}
 			if err != nil {
 				if errors.Is(err, ErrClosing) || errors.Is(err, context.Canceled) {
 					return

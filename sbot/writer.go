@@ -45,6 +45,27 @@ type writeResult struct {
 	err error
 }
 
+// ErrAlreadyStored is returned by add for a message we hold already (the
+// same id at that sequence): harmless when two peers send the same feed.
+var ErrAlreadyStored = errors.New("message already stored")
+
+// alreadyStored tells a duplicate (ErrAlreadyStored) from a fork: another
+// message at a sequence we hold.
+func (w *writer) alreadyStored(state *classic.FeedState, m *classic.Message) error {
+	key := state.Key
+	if m.Sequence != state.Sequence {
+		rec, err := w.st.GetBySequence(m.Author, m.Sequence)
+		if err != nil {
+			return fmt.Errorf("read %s seq %d: %w", m.Author, m.Sequence, err)
+		}
+		key = rec.Key
+	}
+	if key == m.Key {
+		return ErrAlreadyStored
+	}
+	return fmt.Errorf("fork: %s sequence %d is stored as %s, received %s", m.Author, m.Sequence, key, m.Key)
+}
+
 // ErrClosing is returned for writes after shutdown began.
 var ErrClosing = errors.New("sbot: shutting down")
 
@@ -253,6 +274,10 @@ func (w *writer) commit(batch []*writeReq) {
 					errs[i] = err
 					continue
 				}
+			}
+			if state != nil && m.Sequence <= state.Sequence && m.Sequence > 0 {
+				errs[i] = w.alreadyStored(state, m)
+				continue
 			}
 			if err := classic.ValidateNext(state, m); err != nil {
 				errs[i] = err
