@@ -232,3 +232,78 @@ func TestInteropGoReplicatesFromJS(t *testing.T) {
 		t.Fatalf("connect to nowhere: exit %d %q", code, stderr)
 	}
 }
+
+// TestInteropEBT: EBT replication with JS peers running ssb-ebt (the JS
+// default), both ways, in both directions of dialling: our feed reaches
+// the JS peer (validated and stored there), the JS feed reaches us, and a
+// message published during the session follows live.
+func TestInteropEBT(t *testing.T) {
+	interop.Kit(t)
+	for _, jsDials := range []bool{true, false} {
+		name := "go-dials"
+		if jsDials {
+			name = "js-dials"
+		}
+		t.Run(name, func(t *testing.T) {
+			const ours, theirs = 500, 200
+			repo := t.TempDir()
+			d := startDaemon(t, repo)
+			keys := publishN(t, repo, ours)
+			args := []string{"--replicate", d.id, "--publish", fmt.Sprint(theirs)}
+			if jsDials {
+				args = append(args, "--connect", d.tcp)
+			}
+			jsDir := t.TempDir()
+			p := interop.StartPeer(t, append([]string{"--path", jsDir, "--progress-ms", "50"}, args...)...)
+			if _, err := p.WaitEvent(60*time.Second, func(e interop.Event) bool { return e.Name() == "published" && e.Int("seq") >= theirs }); err != nil {
+				t.Fatal(err)
+			}
+			if !jsDials {
+				run(t, "", "connect", "--repo", repo, p.Address)
+			}
+			if _, err := p.WaitEvent(60*time.Second, func(e interop.Event) bool {
+				return e.Name() == "progress" && e.String("feed") == d.id && e.Int("seq") >= ours
+			}); err != nil {
+				t.Fatalf("JS peer did not get our %d messages over EBT: %v\ndaemon log:\n%s", ours, err, d.stderr.String())
+			}
+			waitSeq := func(feed string, seq int) {
+				deadline := time.Now().Add(60 * time.Second)
+				for {
+					b, _, _ := runCode(t, "", "call", "--repo", repo, "latestSequence", `"`+feed+`"`)
+					out := strings.TrimSpace(string(b))
+					if out == fmt.Sprint(seq) {
+						return
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("we have %s of %s, want %d\ndaemon log:\n%s", out, feed, seq, d.stderr.String())
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+			}
+			waitSeq(p.ID, theirs)
+			// Live, both ways.
+			run(t, "", "publish", "--repo", repo, "--type", "post", "--text", "live over ebt")
+			if _, err := p.WaitEvent(30*time.Second, func(e interop.Event) bool {
+				return e.Name() == "progress" && e.String("feed") == d.id && e.Int("seq") >= ours+1
+			}); err != nil {
+				t.Fatalf("live message did not reach the JS peer: %v", err)
+			}
+			p.Send(map[string]any{"cmd": "publish", "n": 1})
+			waitSeq(p.ID, theirs+1)
+			// The JS peer's database holds exactly our feed.
+			p.Stop()
+			stored, err := interop.Query(t, 60*time.Second, "dump", "--feed", d.id, "--path", jsDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := dumpKeys(t, stored)
+			if len(got) != ours+1 {
+				t.Fatalf("JS stored %d of our messages, want %d", len(got), ours+1)
+			}
+			sameKeys(t, "JS copy of our feed", got[:ours], keys)
+			if strings.Contains(d.stderr.String(), "invalid message") {
+				t.Fatalf("daemon rejected JS messages:\n%s", d.stderr.String())
+			}
+		})
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/cask-ssb/cask/feeds/classic"
 	"github.com/cask-ssb/cask/feeds/store"
 	"github.com/cask-ssb/cask/muxrpc"
+	"github.com/cask-ssb/cask/plugins/ebt"
 	"github.com/cask-ssb/cask/plugins/gossip"
 	"github.com/cask-ssb/cask/plugins/history"
 	"github.com/cask-ssb/cask/plugins/logstream"
@@ -51,6 +52,7 @@ type Node struct {
 	writer *writer
 	// verifier checks signatures of replicated messages in parallel batches.
 	verifier *classic.Verifier
+	ebt      *ebt.Replicator
 	started  time.Time
 
 	mu        sync.Mutex
@@ -128,6 +130,8 @@ func New(opts Options) (*Node, error) {
 		return fail(err)
 	}
 	n.verifier = classic.NewVerifier(nil)
+	n.ebt = ebt.New(n.store, ebtIngester{n}, ebtPolicy{n}, log.With("component", "ebt"))
+	n.ebt.Drop = n.drop
 	n.mux = n.buildMux()
 	return n, nil
 }
@@ -144,6 +148,8 @@ func (n *Node) Store() *store.Store { return n.store }
 var anonymous = map[string]bool{
 	"manifest":            true,
 	"gossip.ping":         true,
+	"ebt.replicate":       true,
+	"ebt.clock":           true,
 	"createHistoryStream": true,
 }
 
@@ -156,6 +162,7 @@ func (n *Node) buildMux() *muxrpc.Mux {
 	logstream.Register(m, n.store)
 	publish.Register(m, n.writer)
 	status.Register(m, n)
+	n.ebt.Register(m, n.peerOf)
 	m.Allow = func(ctx context.Context, req *muxrpc.Request) bool {
 		if n.isOwner(req.RemoteKey()) {
 			return true

@@ -7,11 +7,11 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/cask-ssb/cask/feeds"
 	"github.com/cask-ssb/cask/muxrpc"
+	"github.com/cask-ssb/cask/plugins/ebt"
 )
 
 // Serve listens (unix socket, and TCP unless Listen is "" or "off") and
@@ -140,14 +140,15 @@ func (n *Node) runPeer(ctx context.Context, conn net.Conn, remote ed25519.Public
 		conn.Close()
 		return
 	}
-	// firstCall is closed when the peer makes its first call: a JS peer
-	// is ready for our calls by then (its replication hooks are set up on
-	// its own connect event, which can come after our first packets).
-	firstCall := make(chan struct{})
-	var once sync.Once
+	// calls reports the names of the peer's first calls: they tell which
+	// replication it speaks (see startReplication).
+	calls := make(chan string, 32)
 	debug := log.Enabled(ctx, slog.LevelDebug)
 	handler := muxrpc.HandlerFunc(func(ctx context.Context, req *muxrpc.Request) {
-		once.Do(func() { close(firstCall) })
+		select {
+		case calls <- req.Method.String():
+		default:
+		}
 		if debug {
 			log.Debug("call", "method", req.Method.String(), "type", req.Type, "args", string(req.Args))
 		}
@@ -163,15 +164,7 @@ func (n *Node) runPeer(ctx context.Context, conn net.Conn, remote ed25519.Public
 	if direction != "unix" {
 		log.Info("peer connected", "direction", direction)
 		if !n.isOwner(remote) {
-			go func() {
-				select {
-				case <-firstCall:
-				case <-time.After(time.Second):
-				case <-e.Done():
-					return
-				}
-				n.replicateFeed(ctx, e, id, log)
-			}()
+			go n.startReplication(ctx, e, id, direction, calls, log)
 		}
 	} else {
 		log.Debug("local client connected")
@@ -185,6 +178,46 @@ func (n *Node) runPeer(ctx context.Context, conn net.Conn, remote ed25519.Public
 			log.Info("peer disconnected", "err", err)
 		} else {
 			log.Info("peer disconnected")
+		}
+	}
+}
+
+// startReplication picks how to replicate with a peer:
+//   - when we dialled, we open an EBT session (the dialler does, in
+//     ssb-ebt); a peer without EBT gets legacy replication instead;
+//   - when the peer dialled, it opens EBT itself if it speaks it; a legacy
+//     peer (ssb-replicate) calls createHistoryStream first. Legacy
+//     replication starts only after the peer's own calls: the JS legacy
+//     replicator misses a createHistoryStream that arrives before its
+//     connect hook ran, and then never asks us for a feed.
+func (n *Node) startReplication(ctx context.Context, e *muxrpc.Endpoint, peer feeds.FeedRef, direction string, calls <-chan string, log *slog.Logger) {
+	if direction == "out" {
+		err := n.ebt.Start(ctx, e, peer)
+		if ebt.IsMissing(err) {
+			log.Debug("peer has no EBT: legacy replication")
+			n.replicateFeed(ctx, e, peer, log)
+		} else if err != nil {
+			log.Debug("ebt session ended", "err", err)
+		}
+		return
+	}
+	timer := time.NewTimer(2 * time.Second)
+	defer timer.Stop()
+	for {
+		select {
+		case m := <-calls:
+			switch m {
+			case "ebt.replicate":
+				return // the peer runs the EBT session
+			case "createHistoryStream":
+				n.replicateFeed(ctx, e, peer, log)
+				return
+			}
+		case <-timer.C:
+			n.replicateFeed(ctx, e, peer, log)
+			return
+		case <-e.Done():
+			return
 		}
 	}
 }

@@ -1,0 +1,107 @@
+package sbot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/cask-ssb/cask/feeds"
+	"github.com/cask-ssb/cask/feeds/classic"
+	"github.com/cask-ssb/cask/muxrpc"
+)
+
+// ebtPolicy: with a peer we replicate our own feed, the peer's feed and
+// every feed we already hold. (A follow graph will narrow this later.)
+type ebtPolicy struct{ n *Node }
+
+func (p ebtPolicy) Feeds(peer feeds.FeedRef) []feeds.FeedRef {
+	out := []feeds.FeedRef{p.n.keys.ID}
+	if peer != p.n.keys.ID {
+		out = append(out, peer)
+	}
+	for fl, err := range p.n.store.Feeds() {
+		if err != nil {
+			break
+		}
+		if fl.Author != p.n.keys.ID && fl.Author != peer {
+			out = append(out, fl.Author)
+		}
+	}
+	return out
+}
+
+func (p ebtPolicy) Replicates(peer, feed feeds.FeedRef) bool {
+	if feed == p.n.keys.ID || feed == peer {
+		return true
+	}
+	_, _, ok, err := p.n.store.Latest(feed)
+	return err == nil && ok
+}
+
+// ebtIngester validates and stores what an EBT peer sends.
+type ebtIngester struct{ n *Node }
+
+// Ingest parses the messages, verifies their signatures as one parallel
+// batch and appends them in order with one fsync. Messages we hold already
+// and messages that do not follow our latest (a gap) are skipped; a bad
+// signature, a message that does not parse or a fork is an error.
+func (g ebtIngester) Ingest(ctx context.Context, peer feeds.FeedRef, raw []json.RawMessage) error {
+	msgs := make([]*classic.Message, 0, len(raw))
+	for _, b := range raw {
+		m, err := classic.Parse(b)
+		if err != nil {
+			return err
+		}
+		msgs = append(msgs, m)
+	}
+	for i, ok := range g.n.verifier.VerifySignatures(ctx, msgs) {
+		if !ok {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("message %d of %s: invalid signature", msgs[i].Sequence, msgs[i].Author)
+		}
+	}
+	for i, err := range g.n.writer.AddVerifiedBatch(ctx, msgs) {
+		switch {
+		case err == nil, errors.Is(err, ErrAlreadyStored):
+		case errors.Is(err, ErrClosing), ctx.Err() != nil:
+			return context.Canceled
+		case !classic.IsFatal(err) && !isFork(err):
+			// out of order: ignore, the peer will send it again in order
+		default:
+			return fmt.Errorf("message %d of %s: %w", msgs[i].Sequence, msgs[i].Author, err)
+		}
+	}
+	return nil
+}
+
+func isFork(err error) bool {
+	return err != nil && len(err.Error()) >= 5 && err.Error()[:5] == "fork:"
+}
+
+// peerOf returns the remote feed of a call from another peer.
+func (n *Node) peerOf(req *muxrpc.Request) (feeds.FeedRef, bool) {
+	rk := req.RemoteKey()
+	if rk == nil || n.isOwner(rk) {
+		return feeds.FeedRef{}, false
+	}
+	return refOf(rk), true
+}
+
+// drop disconnects every connection with peer.
+func (n *Node) drop(peer feeds.FeedRef, err error) {
+	n.mu.Lock()
+	var eps []*muxrpc.Endpoint
+	for e, p := range n.peers {
+		if p.id == peer && p.direction != "unix" {
+			eps = append(eps, e)
+		}
+	}
+	n.mu.Unlock()
+	for _, e := range eps {
+		n.log.Warn("disconnecting peer", "peer", peer.String(), "reason", err)
+		e.Close()
+	}
+}
