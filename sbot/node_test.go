@@ -1,6 +1,7 @@
 package sbot
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -203,5 +204,159 @@ func TestReplicatesPeerFeed(t *testing.T) {
 	}
 	if st := n.Status(); len(st.Peers) != 1 || st.Peers[0].ID != kp.ID.String() || st.Peers[0].Direction != "out" {
 		t.Fatalf("status peers = %+v", st.Peers)
+	}
+}
+
+// tcpAddr returns the node's multiserver address.
+func tcpAddr(t *testing.T, n *Node) string {
+	t.Helper()
+	for _, l := range n.Listen() {
+		if strings.HasPrefix(l, "net:") {
+			return l
+		}
+	}
+	t.Fatal("node has no TCP address")
+	return ""
+}
+
+func waitLatest(t *testing.T, n *Node, feed feeds.FeedRef, seq int64) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got, _, _, _ := n.Store().Latest(feed)
+		if got == seq {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s at %d, want %d", feed, got, seq)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestEBTGoToGo: two daemons replicate each other's feeds over EBT, then
+// live.
+func TestEBTGoToGo(t *testing.T) {
+	a, ca := startNode(t)
+	b, cb := startNode(t)
+	ctx := context.Background()
+	for i := 0; i < 120; i++ {
+		if _, err := ca.Publish(ctx, map[string]any{"type": "post", "text": fmt.Sprint("a", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 80; i++ {
+		if _, err := cb.Publish(ctx, map[string]any{"type": "post", "text": fmt.Sprint("b", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.ConnectAddress(ctx, tcpAddr(t, b)); err != nil {
+		t.Fatal(err)
+	}
+	waitLatest(t, b, a.ID(), 120)
+	waitLatest(t, a, b.ID(), 80)
+	if _, err := cb.Publish(ctx, map[string]any{"type": "post", "text": "live"}); err != nil {
+		t.Fatal(err)
+	}
+	waitLatest(t, a, b.ID(), 81)
+	// The copies are identical.
+	for seq := int64(1); seq <= 81; seq++ {
+		ra, err := a.Store().GetBySequence(b.ID(), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rb, _ := b.Store().GetBySequence(b.ID(), seq)
+		if ra.Key != rb.Key || string(ra.Value) != string(rb.Value) {
+			t.Fatalf("seq %d differs", seq)
+		}
+	}
+}
+
+// TestEBTProtocol drives ebt.replicate by hand: version check, the server
+// sends notes first, an unknown feed is answered with -1, our feed is sent
+// when asked, and an invalid message gets the peer dropped.
+func TestEBTProtocol(t *testing.T) {
+	n, c := startNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i := 0; i < 3; i++ {
+		if _, err := c.Publish(ctx, map[string]any{"type": "post", "text": fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	caps, _ := Defaults("").CapsKey()
+	kp, msgs := feedOf(t, 2)
+	dial := func() *muxrpc.Endpoint {
+		sc, err := secretstream.Dial(ctx, "tcp", strings.TrimPrefix(strings.Split(tcpAddr(t, n), "~")[0], "net:"), secretstream.AppKey(caps), kp.Private, ed25519.PublicKey(n.ID().PublicKey()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := muxrpc.NewEndpoint(ctx, sc, muxrpc.NewMux(), muxrpc.Options{RemoteKey: sc.RemoteKey()})
+		t.Cleanup(func() { e.Close() })
+		return e
+	}
+	e := dial()
+
+	// Wrong version.
+	in, _, err := e.Duplex(ctx, muxrpc.Method{"ebt", "replicate"}, map[string]any{"version": 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.Next(ctx); err == nil || !strings.Contains(err.Error(), "expected ebt.replicate({version: 3})") {
+		t.Fatalf("version 2: %v", err)
+	}
+
+	in, out, err := e.Duplex(ctx, muxrpc.Method{"ebt", "replicate"}, map[string]any{"version": 3, "format": "classic"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var notes map[string]int64
+	if err := in.Decode(ctx, &notes); err != nil {
+		t.Fatal(err)
+	}
+	if notes[n.ID().String()] != 6 || notes[kp.ID.String()] != 0 {
+		t.Fatalf("server notes = %v, want our feed at 3 (6) and the peer's at 0", notes)
+	}
+	unknown := feeds.FeedRef{7, 7, 7}
+	if err := out.Write(map[string]int64{n.ID().String(): 2, unknown.String(): 0, kp.ID.String(): 1}); err != nil {
+		t.Fatal(err)
+	}
+	var gotUnknown bool
+	var seqs []int64
+	for !gotUnknown || len(seqs) < 2 {
+		b, err := in.Next(ctx)
+		if err != nil {
+			t.Fatalf("after %v: %v", seqs, err)
+		}
+		if bytes.Contains(b, []byte(`"signature"`)) {
+			var m struct{ Sequence int64 }
+			json.Unmarshal(b, &m)
+			seqs = append(seqs, m.Sequence)
+			continue
+		}
+		var nn map[string]int64
+		json.Unmarshal(b, &nn)
+		if v, ok := nn[unknown.String()]; ok && v == -1 {
+			gotUnknown = true
+		}
+	}
+	if seqs[0] != 2 || seqs[1] != 3 {
+		t.Fatalf("sent %v, want sequences 2 and 3 (we said we have 1)", seqs)
+	}
+	// Our messages go in; then a forged one gets us dropped.
+	out.Write(json.RawMessage(msgs[0].Compact))
+	waitLatest(t, n, kp.ID, 1)
+	out.Write(json.RawMessage(strings.Replace(string(msgs[1].Compact), "msg 2", "msg 2!", 1)))
+	select {
+	case <-e.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("peer that sent a forged message was not dropped")
+	}
+	if seq, _, _, _ := n.Store().Latest(kp.ID); seq != 1 {
+		t.Fatalf("latest %d, want the valid message kept", seq)
+	}
+	var clock map[string]int64
+	if err := c.Endpoint().Async(ctx, &clock, muxrpc.Method{"ebt", "clock"}); err != nil || clock[n.ID().String()] != 3 || clock[kp.ID.String()] != 1 {
+		t.Fatalf("ebt.clock = %v, %v", clock, err)
 	}
 }

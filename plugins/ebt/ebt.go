@@ -156,10 +156,17 @@ func (r *Replicator) Session(ctx context.Context, peer feeds.FeedRef, in *muxrpc
 
 	msgs := make(chan json.RawMessage, 512)
 	ingestDone := make(chan error, 1)
-	go func() { ingestDone <- s.ingest(ctx, msgs) }()
+	go func() {
+		err := s.ingest(ctx, msgs)
+		if err != nil {
+			cancel() // unblocks the reading loop below
+		}
+		ingestDone <- err
+	}()
 
 	gotNotes := first
 	var rerr error
+read:
 	for body, err := range in.All(ctx) {
 		if err != nil {
 			rerr = err
@@ -168,11 +175,8 @@ func (r *Replicator) Session(ctx context.Context, peer feeds.FeedRef, in *muxrpc
 		if isMessage(body) {
 			select {
 			case msgs <- append(json.RawMessage(nil), body...):
-			case err := <-ingestDone:
-				rerr = err
-			}
-			if rerr != nil {
-				break
+			case <-ctx.Done():
+				break read
 			}
 			continue
 		}
@@ -189,8 +193,8 @@ func (r *Replicator) Session(ctx context.Context, peer feeds.FeedRef, in *muxrpc
 		}
 	}
 	close(msgs)
-	if rerr == nil {
-		rerr = <-ingestDone
+	if ierr := <-ingestDone; ierr != nil && !errors.Is(ierr, context.Canceled) {
+		rerr = ierr
 	}
 	cancel()
 	<-senderDone
@@ -237,32 +241,46 @@ func (s *session) sendInitialNotes() error {
 	return s.out.Write(notes)
 }
 
-// onNotes handles a notes object from the peer.
-func (s *session) onNotes(body []byte) error {
+// ParseNotes reads a notes object ({feed: note}, or wrapped as
+// {"clock": {...}}). Keys that are not feed ids and values that are not
+// numbers are dropped, as JS does.
+func ParseNotes(body []byte) (map[feeds.FeedRef]Decoded, error) {
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(body, &raw); err != nil {
-		return fmt.Errorf("ebt: invalid notes: %w", err)
+		return nil, fmt.Errorf("ebt: invalid notes: %w", err)
 	}
 	if c, ok := raw["clock"]; ok && len(raw) == 1 && bytes.HasPrefix(c, []byte("{")) {
-		// forward-compatible wrapping {"clock": {...}}
 		raw = nil
 		if err := json.Unmarshal(c, &raw); err != nil {
-			return fmt.Errorf("ebt: invalid notes: %w", err)
+			return nil, fmt.Errorf("ebt: invalid notes: %w", err)
 		}
 	}
-	reply := map[string]int64{}
-	changed := false
-	s.mu.Lock()
+	notes := make(map[feeds.FeedRef]Decoded, len(raw))
 	for k, v := range raw {
 		f, err := feeds.ParseFeedRef(k)
 		if err != nil {
-			continue // JS drops invalid keys too
+			continue
 		}
 		var n float64
 		if json.Unmarshal(v, &n) != nil {
 			continue
 		}
-		d := DecodeNote(n)
+		notes[f] = DecodeNote(n)
+	}
+	return notes, nil
+}
+
+// onNotes handles a notes object from the peer.
+func (s *session) onNotes(body []byte) error {
+	notes, err := ParseNotes(body)
+	if err != nil {
+		return err
+	}
+	reply := map[string]int64{}
+	changed := false
+	s.mu.Lock()
+	for f, d := range notes {
+		k := f.String()
 		if !s.r.policy.Replicates(s.peer, f) {
 			if d.Replicate && !s.told[f] {
 				reply[k] = -1

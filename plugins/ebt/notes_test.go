@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"os"
 	"testing"
+
+	"github.com/cask-ssb/cask/feeds"
 )
 
 func TestNotesVectors(t *testing.T) {
@@ -60,4 +62,59 @@ func TestNotesVectors(t *testing.T) {
 	if _, ok := want[-1]; !ok {
 		t.Errorf("example clock: no unreplicated feed in %v", v.ExampleClock)
 	}
+}
+
+func TestParseNotes(t *testing.T) {
+	a, b := feeds.FeedRef{1}, feeds.FeedRef{2}
+	tests := []struct {
+		in   string
+		want map[feeds.FeedRef]Decoded
+		err  bool
+	}{
+		{`{}`, map[feeds.FeedRef]Decoded{}, false},
+		{`{"` + a.String() + `":12,"` + b.String() + `":-1}`, map[feeds.FeedRef]Decoded{a: {true, true, 6}, b: {false, false, -1}}, false},
+		{`{"clock":{"` + a.String() + `":3}}`, map[feeds.FeedRef]Decoded{a: {true, false, 1}}, false},
+		{`{"@nope":4,"` + a.String() + `":"x","` + b.String() + `":1.5}`, map[feeds.FeedRef]Decoded{b: {Sequence: -1}}, false},
+		{`[1]`, nil, true},
+		{`nope`, nil, true},
+	}
+	for _, tc := range tests {
+		got, err := ParseNotes([]byte(tc.in))
+		if (err != nil) != tc.err {
+			t.Fatalf("%s: err %v", tc.in, err)
+		}
+		if tc.err {
+			continue
+		}
+		if len(got) != len(tc.want) {
+			t.Fatalf("%s: got %v, want %v", tc.in, got, tc.want)
+		}
+		for f, d := range tc.want {
+			if got[f] != d {
+				t.Fatalf("%s: %v = %+v, want %+v", tc.in, f, got[f], d)
+			}
+		}
+	}
+}
+
+// FuzzParseNotes: notes come from the network.
+func FuzzParseNotes(f *testing.F) {
+	a := feeds.FeedRef{1}.String()
+	for _, s := range []string{`{}`, `{"` + a + `":12}`, `{"clock":{"` + a + `":-1}}`, `{"` + a + `":1e308}`, `[]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		notes, err := ParseNotes(data)
+		if err != nil {
+			return
+		}
+		for _, d := range notes {
+			if d.Replicate && (d.Sequence < -(1<<30) || d.Sequence >= 1<<30) {
+				t.Fatalf("%q: decoded %+v", data, d)
+			}
+			if !d.Replicate && d.Sequence != -1 {
+				t.Fatalf("%q: decoded %+v", data, d)
+			}
+		}
+	})
 }
