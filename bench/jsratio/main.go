@@ -39,6 +39,7 @@ type options struct {
 	bin     string
 	timeout time.Duration
 	cases   string
+	mode    string
 	debug   bool
 	keep    bool
 }
@@ -49,6 +50,7 @@ func main() {
 	flag.IntVar(&o.runs, "runs", 3, "runs of each case (the median is printed)")
 	flag.StringVar(&o.bin, "sbot", "", "sbot binary to run (default: go build ./cmd/sbot)")
 	flag.DurationVar(&o.timeout, "timeout", 3*time.Minute, "give up on one replication after this long")
+	flag.StringVar(&o.mode, "mode", "legacy", "replication of the JS peers: legacy (createHistoryStream) or ebt")
 	flag.StringVar(&o.cases, "cases", "go,js", "which cases to run: go (our daemon serves), js (a JS peer serves), or both")
 	flag.BoolVar(&o.debug, "debug", false, "daemon log at debug level, JS peers with --trace; logs kept in the work directory")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (repos, JS data, logs)")
@@ -141,11 +143,11 @@ func run(ctx context.Context, o options) error {
 	var og, oj float64
 	if runGo {
 		og = medianRate(ours, o.n)
-		fmt.Printf("legacy replication Go → JS: %.0f msgs/s (median of %d, n=%d)\n", og, o.runs, o.n)
+		fmt.Printf("%s replication Go → JS: %.0f msgs/s (median of %d, n=%d)\n", o.mode, og, o.runs, o.n)
 	}
 	if runJS {
 		oj = medianRate(theirs, o.n)
-		fmt.Printf("legacy replication JS → JS: %.0f msgs/s (median of %d, n=%d)\n", oj, o.runs, o.n)
+		fmt.Printf("%s replication JS → JS: %.0f msgs/s (median of %d, n=%d)\n", o.mode, oj, o.runs, o.n)
 	}
 	if runGo && runJS {
 		fmt.Printf("ratio ours/JS: %.2f\n", og/oj)
@@ -205,7 +207,7 @@ func fromJS(ctx context.Context, o options, kit, dir string) (result, error) {
 // startPeer runs peer.js with legacy replication and one progress event
 // per message, and waits for ready.
 func startPeer(ctx context.Context, o options, kit, dir string, extra ...string) (*interop.Peer, interop.Event, error) {
-	args := append([]string{"--path", dir, "--replication", "legacy", "--progress-ms", "0"}, extra...)
+	args := append([]string{"--path", dir, "--replication", o.mode, "--progress-ms", "0"}, extra...)
 	if o.debug {
 		args = append(args, "--trace")
 	}
