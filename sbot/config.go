@@ -29,6 +29,8 @@ type Config struct {
 	MaxConns int `toml:"max-conns"`
 	// MaxStreams bounds concurrent calls/streams a peer may open, --max-streams, SSB_MAX_STREAMS.
 	MaxStreams int `toml:"max-streams"`
+	// Hops: replicate feeds within this many follow hops of ours, --hops, SSB_HOPS.
+	Hops int `toml:"hops"`
 }
 
 // Defaults returns the default configuration for repo.
@@ -41,6 +43,7 @@ func Defaults(repo string) Config {
 		LogLevel:   "info",
 		MaxConns:   64,
 		MaxStreams: 256,
+		Hops:       2,
 	}
 }
 
@@ -76,7 +79,7 @@ func LoadConfigFile(c *Config) error {
 			for _, e := range strict.Errors {
 				keys = append(keys, strings.Join(e.Key(), "."))
 			}
-			return fmt.Errorf("%s: unknown setting %s (known: listen, caps, key, log-format, log-level, max-conns, max-streams)", path, strings.Join(keys, ", "))
+			return fmt.Errorf("%s: unknown setting %s (known: listen, caps, key, log-format, log-level, max-conns, max-streams, hops)", path, strings.Join(keys, ", "))
 		}
 		var de *toml.DecodeError
 		if errors.As(err, &de) {

@@ -259,6 +259,23 @@ func TestEndToEndCLI(t *testing.T) {
 		t.Fatalf("publish bad json: exit %d stderr %q", code, stderr)
 	}
 
+	// Follow and block publish contact messages in the JS shape.
+	other := "@" + strings.Repeat("A", 43) + "=.ed25519"
+	for _, tc := range []struct{ cmd, want string }{
+		{"follow", `{"type":"contact","contact":"` + other + `","following":true}`},
+		{"unfollow", `{"type":"contact","contact":"` + other + `","following":false}`},
+		{"block", `{"type":"contact","contact":"` + other + `","blocking":true}`},
+	} {
+		r := lines(t, run(t, "", tc.cmd, "--repo", repo, other))
+		if string(r[0].Value.Content) != tc.want {
+			t.Errorf("%s published %s, want %s", tc.cmd, r[0].Value.Content, tc.want)
+		}
+	}
+	var blocking bool
+	if err := json.Unmarshal(run(t, "", "call", "--repo", repo, "friends.isBlocking", `{"source":"`+d.id+`","dest":"`+other+`"}`), &blocking); err != nil || !blocking {
+		t.Errorf("friends.isBlocking after block: %v %v", blocking, err)
+	}
+
 	// A second daemon on the same repo refuses to start.
 	out, code, stderr := runCode(t, "", "serve", "--repo", repo, "--listen", "127.0.0.1:0")
 	if code == 0 || !strings.Contains(stderr, "in use") {

@@ -11,28 +11,46 @@ import (
 	"github.com/cask-ssb/cask/muxrpc"
 )
 
-// ebtPolicy: with a peer we replicate our own feed, the peer's feed and
-// every feed we already hold. (A follow graph will narrow this later.)
+// ebtPolicy: with a peer we replicate our own feed, the peer's feed, the
+// feeds within --hops follow hops of ours and every feed we already hold,
+// never a feed we block.
 type ebtPolicy struct{ n *Node }
 
 func (p ebtPolicy) Feeds(peer feeds.FeedRef) []feeds.FeedRef {
-	out := []feeds.FeedRef{p.n.keys.ID}
-	if peer != p.n.keys.ID {
-		out = append(out, peer)
+	self := p.n.keys.ID
+	seen := map[feeds.FeedRef]bool{self: true}
+	out := []feeds.FeedRef{self}
+	add := func(f feeds.FeedRef) {
+		if !seen[f] && !p.n.graph.Blocks(self, f) {
+			seen[f] = true
+			out = append(out, f)
+		}
+	}
+	add(peer)
+	for f := range p.n.graph.Hops(self, p.n.cfg.Hops) {
+		add(f)
 	}
 	for fl, err := range p.n.store.Feeds() {
 		if err != nil {
 			break
 		}
-		if fl.Author != p.n.keys.ID && fl.Author != peer {
-			out = append(out, fl.Author)
-		}
+		add(fl.Author)
 	}
 	return out
 }
 
 func (p ebtPolicy) Replicates(peer, feed feeds.FeedRef) bool {
-	if feed == p.n.keys.ID || feed == peer {
+	self := p.n.keys.ID
+	if feed == self {
+		return true
+	}
+	if p.n.graph.Blocks(self, feed) {
+		return false
+	}
+	if feed == peer {
+		return true
+	}
+	if _, ok := p.n.graph.Hops(self, p.n.cfg.Hops)[feed]; ok {
 		return true
 	}
 	_, _, ok, err := p.n.store.Latest(feed)

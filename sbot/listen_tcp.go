@@ -20,6 +20,10 @@ func (n *Node) listenTCP() (net.Listener, error) {
 		return nil, fmt.Errorf("listen on %s: %w", n.cfg.Listen, err)
 	}
 	authorize := func(remote ed25519.PublicKey) error {
+		if n.graph.Blocks(n.keys.ID, refOf(remote)) {
+			n.log.Info("refused connection: we block this peer", "peer", refOf(remote).String())
+			return errors.New("blocked")
+		}
 		n.mu.Lock()
 		count := 0
 		for _, p := range n.peers {

@@ -360,3 +360,54 @@ func TestEBTProtocol(t *testing.T) {
 		t.Fatalf("ebt.clock = %v, %v", clock, err)
 	}
 }
+
+// TestFollowGraphReplication: a followed feed is fetched from a peer that
+// holds it (not only from its author); a blocked peer is refused.
+func TestFollowGraphReplication(t *testing.T) {
+	a, ca := startNode(t)
+	b, _ := startNode(t)
+	c, cc := startNode(t)
+	ctx := context.Background()
+	for i := 0; i < 10; i++ {
+		if _, err := cc.Publish(ctx, map[string]any{"type": "post", "text": fmt.Sprint("c", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// B gets C's feed by connecting to C.
+	if err := b.ConnectAddress(ctx, tcpAddr(t, c)); err != nil {
+		t.Fatal(err)
+	}
+	waitLatest(t, b, c.ID(), 10)
+	// A talks only to B; C's feed does not come while A does not follow C.
+	if err := a.ConnectAddress(ctx, tcpAddr(t, b)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if seq, _, _, _ := a.Store().Latest(c.ID()); seq != 0 {
+		t.Fatalf("A has %d of C's feed without following C", seq)
+	}
+	// A follows C: the running session asks B for it.
+	if _, err := ca.Publish(ctx, map[string]any{"type": "contact", "contact": c.ID().String(), "following": true}); err != nil {
+		t.Fatal(err)
+	}
+	var hops map[string]int
+	if err := ca.Endpoint().Async(ctx, &hops, muxrpc.Method{"friends", "hops"}); err != nil || hops[c.ID().String()] != 1 {
+		t.Fatalf("friends.hops = %v, %v", hops, err)
+	}
+	var following bool
+	if err := ca.Endpoint().Async(ctx, &following, muxrpc.Method{"friends", "isFollowing"}, map[string]string{"source": a.ID().String(), "dest": c.ID().String()}); err != nil || !following {
+		t.Fatalf("friends.isFollowing = %v, %v", following, err)
+	}
+	waitLatest(t, a, c.ID(), 10)
+
+	// A blocks C: C's connection is refused and C's feed is no longer offered.
+	if _, err := ca.Publish(ctx, map[string]any{"type": "contact", "contact": c.ID().String(), "blocking": true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ConnectAddress(ctx, tcpAddr(t, a)); err == nil {
+		t.Fatal("a blocked peer could connect")
+	}
+	if (ebtPolicy{a}).Replicates(b.ID(), c.ID()) {
+		t.Fatal("a blocked feed is still replicated")
+	}
+}

@@ -15,8 +15,10 @@ import (
 	"github.com/cask-ssb/cask/feeds"
 	"github.com/cask-ssb/cask/feeds/classic"
 	"github.com/cask-ssb/cask/feeds/store"
+	"github.com/cask-ssb/cask/indexes/contacts"
 	"github.com/cask-ssb/cask/muxrpc"
 	"github.com/cask-ssb/cask/plugins/ebt"
+	"github.com/cask-ssb/cask/plugins/friends"
 	"github.com/cask-ssb/cask/plugins/gossip"
 	"github.com/cask-ssb/cask/plugins/history"
 	"github.com/cask-ssb/cask/plugins/logstream"
@@ -53,7 +55,9 @@ type Node struct {
 	// verifier checks signatures of replicated messages in parallel batches.
 	verifier *classic.Verifier
 	ebt      *ebt.Replicator
-	started  time.Time
+	// graph is the follow/block graph, rebuilt from the log on start.
+	graph   *contacts.Graph
+	started time.Time
 
 	mu        sync.Mutex
 	serveCtx  context.Context // set by Serve: lifetime of outgoing connections
@@ -125,9 +129,17 @@ func New(opts Options) (*Node, error) {
 			log.Info("created a new identity", "id", n.keys.ID.String(), "secret", cfg.KeyPath())
 		}
 	}
+	if err := n.buildGraph(); err != nil {
+		return fail(err)
+	}
 	n.writer, err = newWriter(n.store, n.keys, now, log)
 	if err != nil {
 		return fail(err)
+	}
+	n.writer.onAppend = func(m *classic.Message) {
+		if m.ContentType() == "contact" && n.graph.Apply(m.Author, m.ContentJSON()) && m.Author == n.keys.ID {
+			go n.ebt.Refresh() // our follows changed: ask running sessions for new feeds
+		}
 	}
 	n.verifier = classic.NewVerifier(nil)
 	n.ebt = ebt.New(n.store, ebtIngester{n}, ebtPolicy{n}, log.With("component", "ebt"))
@@ -163,6 +175,7 @@ func (n *Node) buildMux() *muxrpc.Mux {
 	publish.Register(m, n.writer)
 	status.Register(m, n)
 	n.ebt.Register(m, n.peerOf)
+	friends.Register(m, n.graph, n.keys.ID, n.cfg.Hops)
 	m.Allow = func(ctx context.Context, req *muxrpc.Request) bool {
 		if n.isOwner(req.RemoteKey()) {
 			return true
@@ -208,4 +221,23 @@ func (n *Node) Status() status.Report {
 	}
 	n.mu.Unlock()
 	return r
+}
+
+// buildGraph rebuilds the contact graph from the whole log.
+func (n *Node) buildGraph() error {
+	start := time.Now()
+	values := func(yield func([]byte, error) bool) {
+		for rec, err := range n.store.Log(context.Background(), store.LogQuery{Old: true}) {
+			if !yield(rec.Value, err) {
+				return
+			}
+		}
+	}
+	g, count, err := contacts.Build(values)
+	if err != nil {
+		return fmt.Errorf("build contact graph: %w", err)
+	}
+	n.graph = g
+	n.log.Debug("contact graph built", "contacts", count, "took", time.Since(start))
+	return nil
 }

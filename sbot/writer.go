@@ -30,6 +30,9 @@ type writer struct {
 	done  chan struct{}
 	own   *classic.FeedState // latest of our own feed; nil = empty feed
 	stopc chan struct{}
+	// onAppend, if set, sees every message after it is durable and before
+	// its caller is answered (indexes update here).
+	onAppend func(m *classic.Message)
 }
 
 const maxBatch = 1000
@@ -242,6 +245,7 @@ func (w *writer) run() {
 func (w *writer) commit(batch []*writeReq) {
 	recs := make([]store.Record, 0, len(batch))
 	owners := make([]int, 0, len(batch)) // index into batch for each rec
+	stored := make([]*classic.Message, 0, len(batch))
 	errs := make([]error, len(batch))
 	states := map[feeds.FeedRef]*classic.FeedState{}
 	own := w.own
@@ -292,6 +296,7 @@ func (w *writer) commit(batch []*writeReq) {
 		}
 		recs = append(recs, store.Record{Key: m.Key, Author: m.Author, Sequence: m.Sequence, Timestamp: now, Value: m.Compact})
 		owners = append(owners, i)
+		stored = append(stored, m)
 	}
 	if len(recs) > 0 {
 		seqs, err := w.st.Append(recs)
@@ -306,6 +311,11 @@ func (w *writer) commit(batch []*writeReq) {
 			}
 		} else {
 			w.own = own
+			if w.onAppend != nil {
+				for _, m := range stored {
+					w.onAppend(m)
+				}
+			}
 			for j, i := range owners {
 				recs[j].Seq = seqs[j]
 				batch[i].reply <- writeResult{rec: recs[j]}

@@ -251,6 +251,34 @@ func addClientCmds(root *cobra.Command) {
 		return enc.Encode(map[string]any{"connected": ok, "address": args[0]})
 	})
 
+	for _, fc := range []struct {
+		use, short, field string
+		value             bool
+	}{
+		{"follow FEED", "Publish a contact message following FEED (it is then replicated)", "following", true},
+		{"unfollow FEED", "Publish a contact message no longer following FEED", "following", false},
+		{"block FEED", "Publish a contact message blocking FEED (not replicated; its connections refused)", "blocking", true},
+		{"unblock FEED", "Publish a contact message unblocking FEED", "blocking", false},
+	} {
+		mk(fc.use, fc.short, wrapArgs(1), func(_ *cobra.Command, args []string, ctx context.Context, c *client.Client, enc *jsonOut) error {
+			feed, err := feeds.ParseFeedRef(args[0])
+			if err != nil {
+				return usageErr("%w", err)
+			}
+			content, _ := json.Marshal(struct {
+				Type    string `json:"type"`
+				Contact string `json:"contact"`
+				Value   *bool  `json:"following,omitempty"`
+				Block   *bool  `json:"blocking,omitempty"`
+			}{Type: "contact", Contact: feed.String(), Value: ptrIf(fc.field == "following", fc.value), Block: ptrIf(fc.field == "blocking", fc.value)})
+			out, err := c.Publish(ctx, json.RawMessage(content))
+			if err != nil {
+				return err
+			}
+			return enc.Encode(out)
+		})
+	}
+
 	mk("status", "Print the daemon's status", wrapArgs(0), func(_ *cobra.Command, _ []string, ctx context.Context, c *client.Client, enc *jsonOut) error {
 		out, err := c.Status(ctx)
 		if err != nil {
@@ -325,4 +353,11 @@ func publishContent(cmd *cobra.Command, args []string) (json.RawMessage, error) 
 		return nil, usageErr(`publish: content needs a "type" string`)
 	}
 	return data, nil
+}
+
+func ptrIf(ok, v bool) *bool {
+	if !ok {
+		return nil
+	}
+	return &v
 }

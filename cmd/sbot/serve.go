@@ -30,6 +30,14 @@ var serveSettings = []setting{
 	{"log-format", "SSB_LOG_FORMAT", `log format: "text" or "json" (default "text")`, func(c *sbot.Config, v string) error { c.LogFormat = v; return nil }},
 	{"log-level", "SSB_LOG_LEVEL", `log level: debug, info, warn, error (default "info")`, func(c *sbot.Config, v string) error { c.LogLevel = v; return nil }},
 	{"max-conns", "SSB_MAX_CONNS", "maximum concurrent peer connections (default 64)", intSetting(func(c *sbot.Config, n int) { c.MaxConns = n })},
+	{"hops", "SSB_HOPS", "replicate feeds within this many follow hops of ours (default 2)", func(c *sbot.Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 10 {
+			return fmt.Errorf("want an integer from 0 to 10, got %q", v)
+		}
+		c.Hops = n
+		return nil
+	}},
 	{"max-streams", "SSB_MAX_STREAMS", "maximum concurrent calls/streams per connection (default 256)", intSetting(func(c *sbot.Config, n int) { c.MaxStreams = n })},
 }
 
@@ -102,7 +110,7 @@ func addServeCmd(root *cobra.Command) {
 owner-only unix socket REPO/socket, and serve muxrpc until SIGINT/SIGTERM.
 
 Every setting is also an environment variable and a key in REPO/config.toml
-(listen, caps, key, log-format, log-level, max-conns, max-streams);
+(listen, caps, key, log-format, log-level, max-conns, max-streams, hops);
 flags win over the environment, which wins over the file.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

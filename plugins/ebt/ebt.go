@@ -48,6 +48,25 @@ type Replicator struct {
 	// Drop, if set, is called when a peer sent a message the Ingester
 	// rejected; the daemon disconnects it.
 	Drop func(peer feeds.FeedRef, err error)
+
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+}
+
+// Refresh makes every running session offer and ask for the feeds the
+// policy added since it started (after a follow, say).
+func (r *Replicator) Refresh() {
+	r.mu.Lock()
+	ss := make([]*session, 0, len(r.sessions))
+	for s := range r.sessions {
+		ss = append(ss, s)
+	}
+	r.mu.Unlock()
+	for _, s := range ss {
+		if err := s.sendNewNotes(); err != nil {
+			s.log.Debug("ebt: refresh notes", "err", err)
+		}
+	}
 }
 
 // New returns a Replicator.
@@ -55,7 +74,7 @@ func New(st Store, ing Ingester, policy Policy, log *slog.Logger) *Replicator {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Replicator{st: st, ing: ing, policy: policy, log: log}
+	return &Replicator{st: st, ing: ing, policy: policy, log: log, sessions: map[*session]struct{}{}}
 }
 
 // Args is the argument of ebt.replicate.
@@ -129,8 +148,13 @@ type session struct {
 	mu   sync.Mutex
 	sent map[feeds.FeedRef]int64 // the peer has (or we sent) up to this sequence
 	want map[feeds.FeedRef]bool  // the peer asked us to send this feed
-	told map[feeds.FeedRef]bool  // we sent a note for this feed
-	wake chan struct{}           // want changed
+	told map[feeds.FeedRef]bool  // we sent a note replicating this feed
+	// declined: we answered -1 for this feed (a later follow may still
+	// make us ask for it).
+	declined map[feeds.FeedRef]bool
+	wake     chan struct{} // want changed
+	// started: our initial notes are out (later notes may follow).
+	started bool
 }
 
 // Session runs one EBT session over an established duplex stream. first is
@@ -142,8 +166,17 @@ func (r *Replicator) Session(ctx context.Context, peer feeds.FeedRef, in *muxrpc
 	s := &session{
 		r: r, peer: peer, out: out, log: r.log.With("peer", peer.String(), "ebt", true),
 		sent: map[feeds.FeedRef]int64{}, want: map[feeds.FeedRef]bool{}, told: map[feeds.FeedRef]bool{},
-		wake: make(chan struct{}, 1),
+		declined: map[feeds.FeedRef]bool{},
+		wake:     make(chan struct{}, 1),
 	}
+	r.mu.Lock()
+	r.sessions[s] = struct{}{}
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.sessions, s)
+		r.mu.Unlock()
+	}()
 	// What we have now; the live log from here on feeds the sender.
 	startSeq := r.st.LastSeq()
 	if first {
@@ -224,11 +257,33 @@ func isMessage(body []byte) bool {
 }
 
 // sendInitialNotes sends our clock for every feed we replicate with the
-// peer, asking to receive each one.
+// peer, asking to receive each one. It is sent even when empty.
 func (s *session) sendInitialNotes() error {
+	s.mu.Lock()
+	s.started = true
+	s.mu.Unlock()
+	return s.sendNotes(true)
+}
+
+// sendNewNotes sends notes for feeds the policy added since we last told
+// the peer, once the initial notes are out.
+func (s *session) sendNewNotes() error {
+	s.mu.Lock()
+	started := s.started
+	s.mu.Unlock()
+	if !started {
+		return nil
+	}
+	return s.sendNotes(false)
+}
+
+func (s *session) sendNotes(always bool) error {
 	notes := map[string]int64{}
 	s.mu.Lock()
 	for _, f := range s.r.policy.Feeds(s.peer) {
+		if s.told[f] {
+			continue
+		}
 		seq, _, _, err := s.r.st.Latest(f)
 		if err != nil {
 			s.mu.Unlock()
@@ -238,6 +293,9 @@ func (s *session) sendInitialNotes() error {
 		s.told[f] = true
 	}
 	s.mu.Unlock()
+	if len(notes) == 0 && !always {
+		return nil
+	}
 	return s.out.Write(notes)
 }
 
@@ -282,9 +340,9 @@ func (s *session) onNotes(body []byte) error {
 	for f, d := range notes {
 		k := f.String()
 		if !s.r.policy.Replicates(s.peer, f) {
-			if d.Replicate && !s.told[f] {
+			if d.Replicate && !s.declined[f] {
 				reply[k] = -1
-				s.told[f] = true
+				s.declined[f] = true
 			}
 			continue
 		}
