@@ -31,6 +31,9 @@ type Config struct {
 	MaxStreams int `toml:"max-streams"`
 	// Hops: replicate feeds within this many follow hops of ours, --hops, SSB_HOPS.
 	Hops int `toml:"hops"`
+	// Peers are multiserver addresses to stay connected to (reconnecting
+	// with back-off), --peers, SSB_PEERS (comma-separated).
+	Peers []string `toml:"peers"`
 }
 
 // Defaults returns the default configuration for repo.
@@ -79,7 +82,7 @@ func LoadConfigFile(c *Config) error {
 			for _, e := range strict.Errors {
 				keys = append(keys, strings.Join(e.Key(), "."))
 			}
-			return fmt.Errorf("%s: unknown setting %s (known: listen, caps, key, log-format, log-level, max-conns, max-streams, hops)", path, strings.Join(keys, ", "))
+			return fmt.Errorf("%s: unknown setting %s (known: listen, caps, key, log-format, log-level, max-conns, max-streams, hops, peers)", path, strings.Join(keys, ", "))
 		}
 		var de *toml.DecodeError
 		if errors.As(err, &de) {

@@ -3,6 +3,7 @@ package sbot
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -17,6 +18,11 @@ func TestLoadConfigFile(t *testing.T) {
 		{"overrides", "listen = \"127.0.0.1:9000\"\nlog-format = \"json\"\nmax-conns = 5\n", func() Config {
 			c := Defaults("R")
 			c.Listen, c.LogFormat, c.MaxConns = "127.0.0.1:9000", "json", 5
+			return c
+		}(), ""},
+		{"peers", "peers = [\"net:127.0.0.1:8008~shs:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"]\n", func() Config {
+			c := Defaults("R")
+			c.Peers = []string{"net:127.0.0.1:8008~shs:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}
 			return c
 		}(), ""},
 		{"unknown key", "lissten = \":1\"\n", Config{}, "unknown setting lissten"},
@@ -43,7 +49,7 @@ func TestLoadConfigFile(t *testing.T) {
 				t.Fatal(err)
 			}
 			tc.want.Repo = dir
-			if c != tc.want {
+			if !reflect.DeepEqual(c, tc.want) {
 				t.Fatalf("got %+v\nwant %+v", c, tc.want)
 			}
 		})

@@ -88,25 +88,15 @@ func (n *Node) Connect(ctx context.Context, addr string, remote ed25519.PublicKe
 // address ("net:HOST:PORT~shs:KEY") for the owner. The connection lives
 // as long as the node serves, not as long as the call that asked for it.
 func (n *Node) ConnectAddress(ctx context.Context, address string) error {
-	a, err := feeds.ParseAddress(address)
-	if err != nil {
-		return fmt.Errorf("connect: %w", err)
-	}
-	if a.Transport != "" && a.Transport != feeds.TransportNet {
-		return fmt.Errorf("connect: transport %q is not supported (only net)", a.Transport)
-	}
 	n.mu.Lock()
 	life := n.serveCtx
 	n.mu.Unlock()
 	if life == nil {
 		return errors.New("connect: the node is not serving")
 	}
-	dialCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	sc, err := secretstream.Dial(dialCtx, "tcp", a.DialAddr(), secretstream.AppKey(n.caps), n.keys.Private, a.Key.PublicKey())
+	sc, a, err := n.dialAddress(ctx, address)
 	if err != nil {
-		n.log.Info("connect failed", "addr", address, "err", err)
-		return fmt.Errorf("connect %s: %w", address, err)
+		return err
 	}
 	n.wg.Add(1)
 	go func() {
@@ -114,4 +104,70 @@ func (n *Node) ConnectAddress(ctx context.Context, address string) error {
 		n.runPeer(life, sc, a.Key.PublicKey(), a.String(), "out")
 	}()
 	return nil
+}
+
+// dialAddress parses a multiserver address and runs the client handshake.
+func (n *Node) dialAddress(ctx context.Context, address string) (*secretstream.Conn, feeds.Address, error) {
+	a, err := feeds.ParseAddress(address)
+	if err != nil {
+		return nil, a, fmt.Errorf("connect: %w", err)
+	}
+	if a.Transport != "" && a.Transport != feeds.TransportNet {
+		return nil, a, fmt.Errorf("connect: transport %q is not supported (only net)", a.Transport)
+	}
+	if a.Key == n.keys.ID {
+		return nil, a, errors.New("connect: that is our own address")
+	}
+	dialCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	sc, err := secretstream.Dial(dialCtx, "tcp", a.DialAddr(), secretstream.AppKey(n.caps), n.keys.Private, a.Key.PublicKey())
+	if err != nil {
+		n.log.Info("connect failed", "addr", address, "err", err)
+		return nil, a, fmt.Errorf("connect %s: %w", address, err)
+	}
+	return sc, a, nil
+}
+
+// keepConnected dials address and, whenever the connection ends or a dial
+// fails, dials again after a back-off (1 s doubling to 1 min; reset after a
+// connection that lasted a minute) until ctx ends. It serves the
+// configured peers (--peers).
+func (n *Node) keepConnected(ctx context.Context, address string) {
+	defer n.wg.Done()
+	const minWait, maxWait = time.Second, time.Minute
+	wait := minWait
+	for ctx.Err() == nil {
+		if n.connectedTo(address) {
+			// Already connected (e.g. the peer dialled us): check later.
+			wait = minWait
+		} else if sc, a, err := n.dialAddress(ctx, address); err == nil {
+			start := time.Now()
+			n.runPeer(ctx, sc, a.Key.PublicKey(), a.String(), "out")
+			if time.Since(start) > maxWait {
+				wait = minWait
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, maxWait)
+	}
+}
+
+// connectedTo reports whether we have a connection with the key of address.
+func (n *Node) connectedTo(address string) bool {
+	a, err := feeds.ParseAddress(address)
+	if err != nil {
+		return false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, p := range n.peers {
+		if p.id == a.Key && p.direction != "unix" {
+			return true
+		}
+	}
+	return false
 }

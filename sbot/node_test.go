@@ -411,3 +411,64 @@ func TestFollowGraphReplication(t *testing.T) {
 		t.Fatal("a blocked feed is still replicated")
 	}
 }
+
+// TestPeersReconnect: a configured peer is dialled at start and again
+// after it restarts.
+func TestPeersReconnect(t *testing.T) {
+	bRepo := t.TempDir()
+	startB := func(listen string) (*Node, context.CancelFunc, chan error) {
+		cfg := Defaults(bRepo)
+		cfg.Listen = listen
+		n, err := New(Options{Config: cfg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- n.Serve(ctx) }()
+		for n.TCPAddr() == "" {
+			time.Sleep(10 * time.Millisecond)
+		}
+		return n, cancel, done
+	}
+	b, stopB, doneB := startB("127.0.0.1:0")
+	bAddr := tcpAddr(t, b)
+	port := b.TCPAddr()
+
+	cfg := Defaults(t.TempDir())
+	cfg.Listen = "off"
+	cfg.Peers = []string{bAddr}
+	a, err := New(Options{Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	doneA := make(chan error, 1)
+	go func() { doneA <- a.Serve(ctx) }()
+	defer func() { cancel(); <-doneA }()
+	sees := func(n *Node, id feeds.FeedRef) bool {
+		for _, p := range n.Status().Peers {
+			if p.ID == id.String() {
+				return true
+			}
+		}
+		return false
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitFor("A to connect to B", func() bool { return sees(b, a.ID()) })
+	stopB()
+	<-doneB
+	waitFor("A to notice B is gone", func() bool { return !sees(a, b.ID()) })
+	b2, stopB2, doneB2 := startB(port)
+	defer func() { stopB2(); <-doneB2 }()
+	waitFor("A to reconnect to the restarted B", func() bool { return sees(b2, a.ID()) })
+}

@@ -93,6 +93,11 @@ func New(opts Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, p := range cfg.Peers {
+		if _, err := feeds.ParseAddress(p); err != nil {
+			return nil, fmt.Errorf("peers: %w", err)
+		}
+	}
 	if err := os.MkdirAll(cfg.Repo, 0o700); err != nil {
 		return nil, fmt.Errorf("create repo %s: %w", cfg.Repo, err)
 	}

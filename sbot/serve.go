@@ -49,6 +49,10 @@ func (n *Node) Serve(ctx context.Context) error {
 	}
 	n.wg.Add(1)
 	go n.serveUnix(ctx, ul)
+	for _, p := range n.cfg.Peers {
+		n.wg.Add(1)
+		go n.keepConnected(ctx, p)
+	}
 	n.log.Info("sbot serving", "id", n.keys.ID.String(), "listen", n.Listen(), "repo", n.cfg.Repo)
 	<-ctx.Done()
 	n.log.Info("shutting down")

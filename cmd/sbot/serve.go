@@ -38,6 +38,15 @@ var serveSettings = []setting{
 		c.Hops = n
 		return nil
 	}},
+	{"peers", "SSB_PEERS", "peers to stay connected to: multiserver addresses (net:HOST:PORT~shs:KEY), comma-separated; reconnected with back-off", func(c *sbot.Config, v string) error {
+		c.Peers = nil
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				c.Peers = append(c.Peers, p)
+			}
+		}
+		return nil
+	}},
 	{"max-streams", "SSB_MAX_STREAMS", "maximum concurrent calls/streams per connection (default 256)", intSetting(func(c *sbot.Config, n int) { c.MaxStreams = n })},
 }
 
@@ -110,7 +119,7 @@ func addServeCmd(root *cobra.Command) {
 owner-only unix socket REPO/socket, and serve muxrpc until SIGINT/SIGTERM.
 
 Every setting is also an environment variable and a key in REPO/config.toml
-(listen, caps, key, log-format, log-level, max-conns, max-streams, hops);
+(listen, caps, key, log-format, log-level, max-conns, max-streams, hops, peers);
 flags win over the environment, which wins over the file.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
