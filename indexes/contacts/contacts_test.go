@@ -103,3 +103,29 @@ func TestBuild(t *testing.T) {
 		t.Fatalf("Build: %v, %d contacts, follows=%v", err, n, g.Follows(me, a))
 	}
 }
+
+// FuzzApply: contact messages come from other people's feeds.
+func FuzzApply(f *testing.F) {
+	b := ref(2)
+	for _, s := range [][]byte{contact(b, `,"following":true`), contact(b, `,"blocking":true,"following":true`), []byte(`{"type":"contact"}`), []byte(`"x.box"`), []byte(`{"type":"contact","contact":null,"following":1}`)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, content []byte) {
+		g := New()
+		a := ref(1)
+		applied := g.Apply(a, content)
+		hops := g.Hops(a, 3)
+		if hops[a] != 0 || len(hops) > 2 {
+			t.Fatalf("%q: hops %v", content, hops)
+		}
+		if !applied && len(hops) != 1 {
+			t.Fatalf("%q: not applied but hops %v", content, hops)
+		}
+		for tgt, e := range g.edges[a] {
+			if e.Blocking && e.Following {
+				t.Fatalf("%q: %v both blocked and followed", content, tgt)
+			}
+		}
+		g.ApplyValue(content) // must not panic either
+	})
+}
