@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -305,5 +308,53 @@ func TestInteropEBT(t *testing.T) {
 				t.Fatalf("daemon rejected JS messages:\n%s", d.stderr.String())
 			}
 		})
+	}
+}
+
+// TestInteropBlobs: blobs move both ways between our daemon and a JS peer
+// (ssb-blobs) with the createWants want/have exchange and blobs.get.
+func TestInteropBlobs(t *testing.T) {
+	interop.Kit(t)
+	repo := t.TempDir()
+	d := startDaemon(t, repo)
+	p := interop.StartPeer(t, "--connect", d.tcp)
+	if _, err := p.WaitEvent(30*time.Second, func(e interop.Event) bool { return e.Name() == "connected" }); err != nil {
+		t.Fatal(err)
+	}
+
+	// JS → Go: the JS peer adds a blob, we want it.
+	jsData := bytes.Repeat([]byte("blob from JS "), 20000) // 260 kB: several chunks
+	p.Send(map[string]any{"cmd": "blob_add", "data_b64": base64.StdEncoding.EncodeToString(jsData)})
+	ev, err := p.WaitEvent(30*time.Second, func(e interop.Event) bool { return e.Name() == "blob_added" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsID := ev.String("id")
+	out := run(t, "", "blobs", "want", "--repo", repo, "--timeout", "30s", jsID)
+	if strings.TrimSpace(string(out)) != "true" {
+		t.Fatalf("blobs want = %s", out)
+	}
+	got := run(t, "", "blobs", "get", "--repo", repo, jsID)
+	if !bytes.Equal(got, jsData) {
+		t.Fatalf("blob from JS: got %d bytes, want %d", len(got), len(jsData))
+	}
+
+	// Go → JS: we add a blob, the JS peer wants it and reads it back.
+	goData := []byte("a small blob from Go")
+	file := filepath.Join(t.TempDir(), "b")
+	os.WriteFile(file, goData, 0o600)
+	var added struct{ ID string }
+	json.Unmarshal(run(t, "", "blobs", "add", "--repo", repo, file), &added)
+	p.Send(map[string]any{"cmd": "blob_want", "id": added.ID})
+	if _, err := p.WaitEvent(30*time.Second, func(e interop.Event) bool { return e.Name() == "blob_has" && e.String("id") == added.ID }); err != nil {
+		t.Fatalf("JS peer did not get our blob: %v\n%s", err, d.stderr.String())
+	}
+	p.Send(map[string]any{"cmd": "blob_get", "id": added.ID})
+	ev, err = p.WaitEvent(30*time.Second, func(e interop.Event) bool { return e.Name() == "blob" && e.String("id") == added.ID })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := base64.StdEncoding.DecodeString(ev.String("data_b64")); !bytes.Equal(b, goData) {
+		t.Fatalf("JS read %q", b)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -471,4 +472,70 @@ func TestPeersReconnect(t *testing.T) {
 	b2, stopB2, doneB2 := startB(port)
 	defer func() { stopB2(); <-doneB2 }()
 	waitFor("A to reconnect to the restarted B", func() bool { return sees(b2, a.ID()) })
+}
+
+// TestBlobsThroughAPeer: A wants a blob only C has; A talks to B, B to C.
+// B forwards A's want (one hop further), fetches the blob from C and
+// announces it, and A fetches it from B.
+func TestBlobsThroughAPeer(t *testing.T) {
+	a, ca := startNode(t)
+	b, _ := startNode(t)
+	c, cc := startNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	data := bytes.Repeat([]byte{1, 2, 3, 4, 5}, 50000)
+	snk, err := cc.Endpoint().Sink(ctx, muxrpc.Method{"blobs", "add"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snk.WriteRaw(muxrpc.FlagBinary, data)
+	if err := snk.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ref := feeds.BlobRef(sha256.Sum256(data))
+	if err := b.ConnectAddress(ctx, tcpAddr(t, c)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.ConnectAddress(ctx, tcpAddr(t, b)); err != nil {
+		t.Fatal(err)
+	}
+	var has bool
+	if err := ca.Endpoint().Async(ctx, &has, muxrpc.Method{"blobs", "want"}, ref.String()); err != nil || !has {
+		t.Fatalf("want = %v, %v", has, err)
+	}
+	for name, n := range map[string]*Node{"A": a, "B (in between)": b} {
+		if _, ok := n.blobs.Has(ref); !ok {
+			t.Fatalf("%s does not hold the blob", name)
+		}
+	}
+	src, err := ca.Endpoint().Source(ctx, muxrpc.Method{"blobs", "getSlice"}, map[string]any{"key": ref.String(), "start": 10, "end": 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var slice []byte
+	for body, err := range src.All(ctx) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		slice = append(slice, body...)
+	}
+	if !bytes.Equal(slice, data[10:20]) {
+		t.Fatalf("getSlice = %v", slice)
+	}
+	// A peer (not the owner) cannot add blobs.
+	caps, _ := Defaults("").CapsKey()
+	kp, _ := feeds.GenerateKeyPair(nil)
+	pc, err := client.DialTCP(ctx, tcpAddr(t, a), kp, caps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	psnk, err := pc.Endpoint().Sink(ctx, muxrpc.Method{"blobs", "add"})
+	if err == nil {
+		psnk.WriteRaw(muxrpc.FlagBinary, []byte("x"))
+		err = psnk.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), "not in list of allowed methods") {
+		t.Fatalf("blobs.add as a peer: %v", err)
+	}
 }

@@ -13,10 +13,12 @@ import (
 	"time"
 
 	"github.com/cask-ssb/cask/feeds"
+	blobstore "github.com/cask-ssb/cask/feeds/blobs"
 	"github.com/cask-ssb/cask/feeds/classic"
 	"github.com/cask-ssb/cask/feeds/store"
 	"github.com/cask-ssb/cask/indexes/contacts"
 	"github.com/cask-ssb/cask/muxrpc"
+	blobsplugin "github.com/cask-ssb/cask/plugins/blobs"
 	"github.com/cask-ssb/cask/plugins/ebt"
 	"github.com/cask-ssb/cask/plugins/friends"
 	"github.com/cask-ssb/cask/plugins/gossip"
@@ -57,6 +59,7 @@ type Node struct {
 	ebt      *ebt.Replicator
 	// graph is the follow/block graph, rebuilt from the log on start.
 	graph   *contacts.Graph
+	blobs   *blobsplugin.Manager
 	started time.Time
 
 	mu        sync.Mutex
@@ -146,6 +149,11 @@ func New(opts Options) (*Node, error) {
 			go n.ebt.Refresh() // our follows changed: ask running sessions for new feeds
 		}
 	}
+	bs, err := blobstore.Open(filepath.Join(cfg.Repo, "blobs"), 0)
+	if err != nil {
+		return fail(err)
+	}
+	n.blobs = blobsplugin.New(bs, log.With("component", "blobs"))
 	n.verifier = classic.NewVerifier(nil)
 	n.ebt = ebt.New(n.store, ebtIngester{n}, ebtPolicy{n}, log.With("component", "ebt"))
 	n.ebt.Drop = n.drop
@@ -167,6 +175,10 @@ var anonymous = map[string]bool{
 	"gossip.ping":         true,
 	"ebt.replicate":       true,
 	"ebt.clock":           true,
+	"blobs.get":           true,
+	"blobs.getSlice":      true,
+	"blobs.has":           true,
+	"blobs.createWants":   true,
 	"createHistoryStream": true,
 }
 
@@ -181,6 +193,7 @@ func (n *Node) buildMux() *muxrpc.Mux {
 	status.Register(m, n)
 	n.ebt.Register(m, n.peerOf)
 	friends.Register(m, n.graph, n.keys.ID, n.cfg.Hops)
+	n.blobs.Register(m)
 	m.Allow = func(ctx context.Context, req *muxrpc.Request) bool {
 		if n.isOwner(req.RemoteKey()) {
 			return true

@@ -169,6 +169,7 @@ func (n *Node) runPeer(ctx context.Context, conn net.Conn, remote ed25519.Public
 		log.Info("peer connected", "direction", direction)
 		if !n.isOwner(remote) {
 			go n.startReplication(ctx, e, id, direction, calls, log)
+			go n.blobs.Connected(ctx, e)
 		}
 	} else {
 		log.Debug("local client connected")

@@ -61,5 +61,6 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newVerifyCmd(), newImportCmd())
 	addServeCmd(root)
 	addClientCmds(root)
+	addBlobCmds(root)
 	return root
 }
