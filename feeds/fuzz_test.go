@@ -101,12 +101,16 @@ func FuzzParseAddress(f *testing.F) {
 // relations ssb-ref guarantees hold.
 func FuzzClassify(f *testing.F) {
 	refSeeds(f)
+	f.Add("@0000000000000000000000000000000000000000000=?ed25519") // found by fuzzing: an id, not a link, as in ssb-ref
 	f.Fuzz(func(t *testing.T, s string) {
 		kind, ok := Classify(s)
 		if ok != (kind != "") {
 			t.Fatalf("Classify(%q) = %q, %v", s, kind, ok)
 		}
-		if (IsFeedID(s) || IsMessageID(s) || IsBlobID(s)) && !IsLink(s) {
+		// An id is a link, unless it contains '?': ssb-ref's id regexes
+		// leave the dot unescaped (so "…=?ed25519" is a feed id) while
+		// isLink cuts at the '?' first (checked against ssb-ref 2.16.0).
+		if (IsFeedID(s) || IsMessageID(s) || IsBlobID(s)) && !IsLink(s) && !strings.Contains(s, "?") {
 			t.Fatalf("%q is an id but not a link", s)
 		}
 		if IsInvite(s) != (IsLegacyInvite(s) || IsMultiServerInvite(s)) {
