@@ -86,17 +86,13 @@ func (g ebtIngester) Ingest(ctx context.Context, peer feeds.FeedRef, raw []json.
 		case err == nil, errors.Is(err, ErrAlreadyStored):
 		case errors.Is(err, ErrClosing), ctx.Err() != nil:
 			return context.Canceled
-		case !classic.IsFatal(err) && !isFork(err):
+		case !classic.IsFatal(err) && !errors.Is(err, ErrFork):
 			// out of order: ignore, the peer will send it again in order
 		default:
 			return fmt.Errorf("message %d of %s: %w", msgs[i].Sequence, msgs[i].Author, err)
 		}
 	}
 	return nil
-}
-
-func isFork(err error) bool {
-	return err != nil && len(err.Error()) >= 5 && err.Error()[:5] == "fork:"
 }
 
 // peerOf returns the remote feed of a call from another peer.

@@ -52,6 +52,9 @@ type writeResult struct {
 // same id at that sequence): harmless when two peers send the same feed.
 var ErrAlreadyStored = errors.New("message already stored")
 
+// ErrFork is returned by add for a different message at a sequence we hold.
+var ErrFork = errors.New("fork")
+
 // alreadyStored tells a duplicate (ErrAlreadyStored) from a fork: another
 // message at a sequence we hold.
 func (w *writer) alreadyStored(state *classic.FeedState, m *classic.Message) error {
@@ -66,7 +69,7 @@ func (w *writer) alreadyStored(state *classic.FeedState, m *classic.Message) err
 	if key == m.Key {
 		return ErrAlreadyStored
 	}
-	return fmt.Errorf("fork: %s sequence %d is stored as %s, received %s", m.Author, m.Sequence, key, m.Key)
+	return fmt.Errorf("%w: %s sequence %d is stored as %s, received %s", ErrFork, m.Author, m.Sequence, key, m.Key)
 }
 
 // ErrClosing is returned for writes after shutdown began.
