@@ -185,7 +185,7 @@ func addressFromJS(js jsAddress) (Address, error) {
 }
 
 func usablePort(s string) (int, error) {
-	p, ok := jsToNumber(s)
+	p, ok := JSNumber(s)
 	if !ok || p != math.Trunc(p) || p < 1 || p > 65535 {
 		return 0, fmt.Errorf("%w: port %q out of range", ErrInvalidRef, s)
 	}
@@ -304,7 +304,7 @@ func shsAlternative(alt []msProtocol) jsAddress {
 	hostFields := tr.data
 	if n := len(tr.data); n > 0 {
 		// "last item always port, to handle ipv6"
-		if p, ok := jsToNumber(tr.data[n-1]); ok {
+		if p, ok := JSNumber(tr.data[n-1]); ok {
 			js.port = p
 		}
 		hostFields = tr.data[:n-1]
@@ -399,7 +399,7 @@ func cutJSRedirect(s string) string {
 
 // isJSPort is ssb-ref's isPort(+s): JS Number(s) is an integer <= 65536.
 func isJSPort(s string) bool {
-	p, ok := jsToNumber(s)
+	p, ok := JSNumber(s)
 	return ok && isJSPortNumber(p)
 }
 
@@ -407,9 +407,11 @@ func isJSPortNumber(p float64) bool {
 	return !math.IsNaN(p) && !math.IsInf(p, 0) && p == math.Trunc(p) && p <= 65536
 }
 
-// jsToNumber is JS Number(string) (ToNumber applied to a string). ok is
-// false where JS gives NaN.
-func jsToNumber(s string) (float64, bool) {
+// JSNumber is JavaScript's Number(string) (ToNumber applied to a string):
+// whitespace trimmed, "" is 0, 0x/0o/0b prefixes, Infinity. ok is false
+// where JS gives NaN (the value is then NaN). ssb-ref and ssb-validate
+// coerce strings this way.
+func JSNumber(s string) (float64, bool) {
 	s = strings.TrimFunc(s, isJSWhitespace)
 	if s == "" {
 		return 0, true

@@ -238,9 +238,9 @@ func TestJSHelpers(t *testing.T) {
 		{"0x", 0, false}, {"-0x10", 0, false}, {"abc", 0, false}, {"1e", 0, false}, {".", 0, false},
 	}
 	for _, n := range numbers {
-		got, ok := jsToNumber(n.in)
+		got, ok := JSNumber(n.in)
 		if ok != n.ok || (ok && got != n.want) {
-			t.Errorf("jsToNumber(%q) = %v, %v; want %v, %v", n.in, got, ok, n.want, n.ok)
+			t.Errorf("JSNumber(%q) = %v, %v; want %v, %v", n.in, got, ok, n.want, n.ok)
 		}
 	}
 	domains := []struct {
