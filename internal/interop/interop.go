@@ -1,9 +1,11 @@
-// Package interop starts real JavaScript SSB peers from the shared interop
-// kit (../shared/interop, or $SSB_INTEROP_DIR) for tests and benchmarks.
+// Package interop starts real JavaScript SSB peers from the project's JS
+// interop harness (interop/js at the module root, or $SSB_INTEROP_DIR) for
+// tests and benchmarks.
 //
 // Peers listen on 127.0.0.1 only. A test that cannot start a JS peer fails;
 // only under `go test -short` are interop tests skipped. The kit must have
-// its node_modules installed (scripts/interop-kit.sh or `make test` do it).
+// its node_modules installed (`make test` runs scripts/interop-kit.sh, which
+// runs npm ci in interop/js).
 //
 // This package is for tests: it never talks to the network itself.
 package interop
@@ -42,7 +44,9 @@ func Kit(t testing.TB) string {
 	return dir
 }
 
-// KitDir finds the interop kit without a testing.TB (for benchmark tools).
+// KitDir finds the interop kit without a testing.TB (for benchmark tools):
+// $SSB_INTEROP_DIR when set, else <module root>/interop/js. It fails when the
+// kit has no peer.js or no node_modules, or node is not on PATH.
 func KitDir() (string, error) {
 	dir := os.Getenv("SSB_INTEROP_DIR")
 	if dir == "" {
@@ -50,29 +54,20 @@ func KitDir() (string, error) {
 		if err != nil {
 			return "", err
 		}
-		dir = filepath.Join(root, "..", "shared", "interop")
+		dir = filepath.Join(root, "interop", "js")
 	}
 	dir, err := filepath.Abs(dir)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("interop kit path %q: %w", dir, err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "peer.js")); err != nil {
-		return "", fmt.Errorf("no peer.js in %s (set SSB_INTEROP_DIR): %w", dir, err)
+		return "", fmt.Errorf("no peer.js in %s (SSB_INTEROP_DIR overrides the default interop/js): %w", dir, err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "node_modules")); err != nil {
-		// scripts/interop-kit.sh copies a read-only kit here and installs it.
-		tmp := os.Getenv("TMPDIR")
-		if tmp == "" {
-			tmp = "/tmp"
-		}
-		copyDir := filepath.Join(tmp, "cask-interop-kit")
-		if _, err2 := os.Stat(filepath.Join(copyDir, "node_modules")); err2 == nil {
-			return copyDir, nil
-		}
-		return "", fmt.Errorf("kit at %s has no node_modules: run scripts/interop-kit.sh (or make test), which runs npm ci: %w", dir, err)
+		return "", fmt.Errorf("kit at %s has no node_modules: run `make test` (or `npm ci` in %s): %w", dir, dir, err)
 	}
 	if _, err := exec.LookPath("node"); err != nil {
-		return "", fmt.Errorf("node not found on PATH: %w", err)
+		return "", fmt.Errorf("node not found on PATH (the interop tests need Node.js 18 or later): %w", err)
 	}
 	return dir, nil
 }
