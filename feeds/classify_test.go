@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-const testdataDir = "../../shared/testdata"
+const testdataDir = "../testdata"
 
 // refVector is one row of ssb-ref/generated-refs.json. Pointer/raw fields
 // distinguish "absent" from false/null where the file uses both.

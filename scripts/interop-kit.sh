@@ -1,31 +1,44 @@
 #!/usr/bin/env bash
-# Prints the path of a ready-to-use copy of the JS interop kit (node_modules
-# installed). Uses $SSB_INTEROP_DIR (default ../shared/interop); when that
-# folder is not writable it is copied to a temporary directory first.
-# All progress goes to stderr; only the path goes to stdout.
+# Prepares the JS interop harness for the Go tests and prints its path.
+#
+# The kit is interop/js in this repository ($SSB_INTEROP_DIR overrides it).
+# When its node_modules is missing or older than package-lock.json, this runs
+# `npm ci` there. It exits non-zero with a message saying what to do when
+# Node.js or npm is missing, too old, or the install fails: `make test` stops
+# then instead of running the interop tests against nothing.
+#
+# All progress and errors go to stderr; only the path goes to stdout.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-src=${SSB_INTEROP_DIR:-$here/../shared/interop}
-if [ ! -f "$src/package.json" ]; then
-  echo "interop kit not found at $src (set SSB_INTEROP_DIR)" >&2
+dir=${SSB_INTEROP_DIR:-$here/interop/js}
+
+fail() {
+  echo "interop kit: $*" >&2
+  echo "interop kit: the interop tests run real JS SSB peers and need Node.js >= 18 with npm;" >&2
+  echo "interop kit: on Debian/Ubuntu: apt-get install nodejs npm. Without Node, 'go test -short ./...' skips them." >&2
   exit 1
-fi
-src=$(cd "$src" && pwd)
-dir=$src
-if ! ( : > "$src/.cask-write-test" && rm -f "$src/.cask-write-test" ) 2>/dev/null; then
-  dir=${TMPDIR:-/tmp}/cask-interop-kit
-  if [ ! -f "$dir/.copied-from" ] || [ "$(cat "$dir/.copied-from")" != "$src" ] || \
-     ! cmp -s "$src/package-lock.json" "$dir/package-lock.json"; then
-    rm -rf "$dir"
-    mkdir -p "$dir"
-    cp -r "$src/." "$dir/"
-    chmod -R u+w "$dir"
-    echo "$src" > "$dir/.copied-from"
-  fi
-fi
+}
+
+[ -f "$dir/package.json" ] && [ -f "$dir/peer.js" ] ||
+  fail "no interop kit at $dir (package.json and peer.js expected; SSB_INTEROP_DIR overrides the default interop/js)"
+dir=$(cd "$dir" && pwd)
+
+command -v node >/dev/null 2>&1 || fail "node not found on PATH"
+major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null) ||
+  fail "node on PATH ($(command -v node)) does not run"
+[ "$major" -ge 18 ] 2>/dev/null || fail "node $(node --version) is too old"
+
 if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+  command -v npm >/dev/null 2>&1 || fail "npm not found on PATH (needed to install $dir/node_modules)"
   echo "interop kit: npm ci in $dir" >&2
-  (cd "$dir" && npm ci --no-audit --no-fund >&2)
+  if ! (cd "$dir" && npm ci --no-audit --no-fund >&2); then
+    fail "npm ci failed in $dir (see npm's output above; it needs the npm registry once)"
+  fi
   touch "$dir/node_modules"
+fi
+
+# A cheap check that the install is usable: the packages the scripts load.
+if ! (cd "$dir" && node -e 'for (const m of ["secret-stack", "ssb-db2", "ssb-ebt", "ssb-keys", "ssb-client"]) require.resolve(m)') >&2; then
+  fail "node_modules in $dir is incomplete: delete it and run make test again"
 fi
 echo "$dir"

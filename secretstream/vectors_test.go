@@ -17,7 +17,7 @@ import (
 	"golang.org/x/crypto/nacl/secretbox"
 )
 
-const testdataDir = "../../shared/testdata"
+const testdataDir = "../testdata"
 
 // hexBytes decodes a JSON hex string; null gives nil.
 type hexBytes []byte

@@ -23,7 +23,7 @@ import (
 )
 
 // fixturePath is the committed sample of 5,000 messages by 50 authors.
-const fixturePath = "../../../shared/fixtures/messages.jsonl.gz"
+const fixturePath = "../../testdata/fixtures/messages.jsonl.gz"
 
 // fixture is the sample as read independently of the code under test
 // (encoding/json only): its lines, record keys and authors.

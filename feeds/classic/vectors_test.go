@@ -21,15 +21,11 @@ import (
 	"github.com/cask-ssb/cask/feeds"
 )
 
-// sharedPath returns a path under the repository's shared test data
-// (/work/shared by default, or $CASK_SHARED).
+// sharedPath returns a path relative to the module root; the test data
+// lives in the repository's testdata/ (see testdata/README.md).
 func sharedPath(t testing.TB, rel string) string {
 	t.Helper()
-	root := os.Getenv("CASK_SHARED")
-	if root == "" {
-		root = filepath.Join("..", "..", "..", "shared")
-	}
-	p := filepath.Join(root, rel)
+	p := filepath.Join("..", "..", rel)
 	if _, err := os.Stat(p); err != nil {
 		t.Fatalf("test data missing: %v", err)
 	}
@@ -384,10 +380,10 @@ func TestSignVectors(t *testing.T) {
 	}
 }
 
-// loadFixtures reads the shared fixtures sample: raw value bytes and keys.
+// loadFixtures reads the fixtures sample: raw value bytes and keys.
 func loadFixtures(t testing.TB) (values [][]byte, keys []string) {
 	t.Helper()
-	f, err := os.Open(sharedPath(t, "fixtures/messages.jsonl.gz"))
+	f, err := os.Open(sharedPath(t, "testdata/fixtures/messages.jsonl.gz"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/cask-ssb/cask/feeds"
 )
 
-const testdataDir = "../../../shared/testdata"
+const testdataDir = "../../testdata"
 
 type multiboxFile struct {
 	MaxRecipients int    `json:"max_recipients"`

@@ -16,7 +16,7 @@ import (
 	"github.com/cask-ssb/cask/feeds"
 )
 
-const fixturePath = "../../../shared/fixtures/messages.jsonl.gz"
+const fixturePath = "../../testdata/fixtures/messages.jsonl.gz"
 
 // openBench opens a store with the default (production) options.
 func openBench(b *testing.B) *Store {
@@ -30,7 +30,7 @@ func openBench(b *testing.B) *Store {
 }
 
 // benchValues returns real message values (compact JSON, ~500 bytes) from
-// the shared fixtures, or synthetic ones of the same size if absent.
+// the fixtures sample, or synthetic ones of the same size if absent.
 func benchValues(b *testing.B) [][]byte {
 	b.Helper()
 	var out [][]byte

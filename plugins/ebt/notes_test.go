@@ -9,7 +9,7 @@ import (
 )
 
 func TestNotesVectors(t *testing.T) {
-	data, err := os.ReadFile("../../../shared/testdata/ebt/generated-notes.json")
+	data, err := os.ReadFile("../../testdata/ebt/generated-notes.json")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 	"golang.org/x/crypto/nacl/secretbox"
 )
 
-const testdataDir = "../../../shared/testdata/box-stream"
+const testdataDir = "../../testdata/box-stream"
 
 func unhex(t testing.TB, s string) []byte {
 	t.Helper()
