@@ -84,6 +84,9 @@ func New(opts Options) (*Node, error) {
 	if cfg.Repo == "" {
 		return nil, errors.New("sbot: no repo directory")
 	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("sbot: invalid settings: %w", err)
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
