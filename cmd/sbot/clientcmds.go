@@ -488,7 +488,7 @@ func publishContent(cmd *cobra.Command, args []string) (json.RawMessage, error) 
 	}
 	data = []byte(strings.TrimSpace(string(data)))
 	if !json.Valid(data) {
-		return nil, usageErr("content is not valid JSON: %s", humanMessage(jsonSyntaxError(data)))
+		return nil, usageErr("content must be a JSON object, and this is not valid JSON: %s", humanMessage(jsonSyntaxError(data)))
 	}
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(data, &obj); err != nil {
