@@ -144,6 +144,12 @@ func TestExitCodes(t *testing.T) {
 		{name: "hist not a feed", args: []string{"hist", "xx"}, code: 2, stderr: "not a feed id"},
 		{name: "follow not a feed", args: []string{"follow", "xx"}, code: 2},
 		{name: "follow", args: []string{"follow", "@" + zero32 + ".ed25519"}, stdout: `"following":true`},
+		{name: "unfollow", args: []string{"unfollow", "@" + zero32 + ".ed25519"}, stdout: `"following":false`},
+		{name: "block", args: []string{"block", "@" + zero32 + ".ed25519"}, stdout: `"blocking":true`},
+		{name: "unblock", args: []string{"unblock", "@" + zero32 + ".ed25519"}, stdout: `"blocking":false`},
+		{name: "block two args", args: []string{"block", "a", "b"}, code: 2},
+		{name: "connect no args", args: []string{"connect"}, code: 2},
+		{name: "status extra arg", args: []string{"status", "x"}, code: 2},
 		{name: "connect refused", args: []string{"connect", "net:127.0.0.1:1~shs:" + zero32}, code: 1, stderr: "nothing listens"},
 		{name: "blobs add", args: []string{"blobs", "add", file}, stdout: `"size":10`},
 		{name: "blobs add missing file", args: []string{"blobs", "add", file + ".missing"}, code: 2, stderr: "blobs add:"},
@@ -333,4 +339,11 @@ func TestRemoteHandshakeErrors(t *testing.T) {
 			checkCase(t, tc, sbotRun(t, "", append(tc.args, "--repo", repo, "--key", keyFile, "--timeout", "10s")...))
 		})
 	}
+
+	// Blocked: the server hangs up at the same step as for a wrong key.
+	if r := sbotRun(t, "", "block", kp.ID.String(), "--repo", repo); r.code != 0 {
+		t.Fatalf("block: %d %s", r.code, r.stderr)
+	}
+	checkCase(t, cliCase{code: 1, stderr: "did not accept the handshake"},
+		sbotRun(t, "", "call", "manifest", "--remote", good, "--repo", repo, "--key", keyFile, "--timeout", "10s"))
 }
