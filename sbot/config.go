@@ -5,9 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
+	"runtime"
+	"strconv"
 	"strings"
+
+	"github.com/cask-ssb/cask/feeds"
 
 	"github.com/pelletier/go-toml/v2"
 )
@@ -34,6 +42,118 @@ type Config struct {
 	// Peers are multiserver addresses to stay connected to (reconnecting
 	// with back-off), --peers, SSB_PEERS (comma-separated).
 	Peers []string `toml:"peers"`
+	// AllowInsecureSecret lets the daemon start with a secret file that
+	// group or others may read, --allow-insecure-secret,
+	// SSB_ALLOW_INSECURE_SECRET.
+	AllowInsecureSecret bool `toml:"allow-insecure-secret"`
+
+	// Sources says where each setting (by its config.toml key) came from,
+	// e.g. "/home/me/.ssb-go/config.toml", "environment SSB_HOPS" or
+	// "flag --hops", so that errors name it. A key not in it is a default.
+	Sources map[string]string `toml:"-"`
+}
+
+// SetSource records that the setting key came from source.
+func (c *Config) SetSource(key, source string) {
+	if c.Sources == nil {
+		c.Sources = map[string]string{}
+	}
+	c.Sources[key] = source
+}
+
+// Source returns where the setting key came from ("default" if unset).
+func (c Config) Source(key string) string {
+	if s, ok := c.Sources[key]; ok {
+		return s
+	}
+	return "default"
+}
+
+// SettingError is an invalid setting: its config.toml key, the value,
+// where the value came from and what is wanted.
+type SettingError struct {
+	Key    string
+	Value  any
+	Source string
+	Want   string
+}
+
+func (e *SettingError) Error() string {
+	v := fmt.Sprint(e.Value)
+	if s, ok := e.Value.(string); ok {
+		v = fmt.Sprintf("%q", s)
+	}
+	return fmt.Sprintf("%s = %s (from %s): %s", e.Key, v, e.Source, e.Want)
+}
+
+// Limits of the numeric settings.
+const (
+	MaxMaxConns   = 10000
+	MaxMaxStreams = 65536
+	MaxHops       = 10
+)
+
+// Validate checks every setting, whichever source it came from, and
+// returns one *SettingError per invalid setting (joined).
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key string, v any, want string) {
+		errs = append(errs, &SettingError{Key: key, Value: v, Source: c.Source(key), Want: want})
+	}
+	if c.Listen != "" && c.Listen != "off" {
+		_, port, err := net.SplitHostPort(c.Listen)
+		if p, perr := strconv.Atoi(port); err != nil || perr != nil || p < 0 || p > 65535 {
+			bad("listen", c.Listen, `want HOST:PORT or :PORT (port 0 to 65535), or "off"`)
+		}
+	}
+	if _, err := c.CapsKey(); err != nil {
+		bad("caps", c.Caps, "want the base64 of 32 bytes")
+	}
+	switch strings.ToLower(c.LogFormat) {
+	case "text", "json", "":
+	default:
+		bad("log-format", c.LogFormat, "want text or json")
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil && c.LogLevel != "" {
+		bad("log-level", c.LogLevel, "want debug, info, warn or error")
+	}
+	if c.MaxConns < 1 || c.MaxConns > MaxMaxConns {
+		bad("max-conns", c.MaxConns, fmt.Sprintf("want an integer from 1 to %d", MaxMaxConns))
+	}
+	if c.MaxStreams < 1 || c.MaxStreams > MaxMaxStreams {
+		bad("max-streams", c.MaxStreams, fmt.Sprintf("want an integer from 1 to %d", MaxMaxStreams))
+	}
+	if c.Hops < 0 || c.Hops > MaxHops {
+		bad("hops", c.Hops, fmt.Sprintf("want an integer from 0 to %d", MaxHops))
+	}
+	for _, p := range c.Peers {
+		if _, err := feeds.ParseAddress(p); err != nil {
+			bad("peers", p, "want a multiserver address net:HOST:PORT~shs:KEY")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ErrInsecureSecret is returned by CheckSecretFile for a secret file that
+// group or others may read or write.
+var ErrInsecureSecret = errors.New("secret file is accessible by others")
+
+// CheckSecretFile refuses, as ssh does, a secret file that group or others
+// may access, unless allow is set. A missing file is fine (the daemon
+// creates it with mode 0600).
+func CheckSecretFile(path string, allow bool) error {
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) || allow || runtime.GOOS == "windows" {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("secret %s: %w", path, err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("%w: %s has mode %04o, so other users may read your identity; fix it with: chmod 600 %s (or start with --allow-insecure-secret)", ErrInsecureSecret, path, perm, path)
+	}
+	return nil
 }
 
 // Defaults returns the default configuration for repo.
@@ -76,22 +196,69 @@ func LoadConfigFile(c *Config) error {
 	dec := toml.NewDecoder(strings.NewReader(string(data)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(c); err != nil {
-		var strict *toml.StrictMissingError
-		if errors.As(err, &strict) {
-			var keys []string
-			for _, e := range strict.Errors {
-				keys = append(keys, strings.Join(e.Key(), "."))
-			}
-			return fmt.Errorf("%s: unknown setting %s (known: listen, caps, key, log-format, log-level, max-conns, max-streams, hops, peers)", path, strings.Join(keys, ", "))
+		return decodeError(path, err)
+	}
+	var present map[string]any
+	if err := toml.Unmarshal(data, &present); err == nil {
+		for k := range present {
+			c.SetSource(k, path)
 		}
-		var de *toml.DecodeError
-		if errors.As(err, &de) {
-			row, col := de.Position()
-			return fmt.Errorf("%s:%d:%d: %w", path, row, col, err)
-		}
-		return fmt.Errorf("parse %s: %w", path, err)
 	}
 	return nil
+}
+
+// decodeError says what is wrong in config.toml, with its position.
+func decodeError(path string, err error) error {
+	var strict *toml.StrictMissingError
+	if errors.As(err, &strict) {
+		var keys []string
+		for _, e := range strict.Errors {
+			keys = append(keys, strings.Join(e.Key(), "."))
+		}
+		return fmt.Errorf("%s: unknown setting %s (known: listen, caps, key, log-format, log-level, max-conns, max-streams, hops, peers, allow-insecure-secret)", path, strings.Join(keys, ", "))
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, col := de.Position()
+		return fmt.Errorf("%s:%d:%d: %s", path, row, col, humanTOML(de))
+	}
+	return fmt.Errorf("%s: %s", path, humanTOML(err))
+}
+
+// humanTOML rewords go-toml's type errors, which name Go types
+// ("cannot decode TOML string into struct field sbot.Config.MaxConns of type int").
+func humanTOML(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "toml: ")
+	if m := tomlTypeErr.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("%s: want %s, got a TOML %s", tomlKey(m[2]), goKind(m[3]), m[1])
+	}
+	return msg
+}
+
+var tomlTypeErr = regexp.MustCompile(`cannot decode TOML (\w+) into struct field \S*?\.?Config\.(\w+) of type (\S+)`)
+
+// tomlKey maps a Config field name to its config.toml key.
+func tomlKey(field string) string {
+	if f, ok := reflect.TypeFor[Config]().FieldByName(field); ok {
+		if k := f.Tag.Get("toml"); k != "" && k != "-" {
+			return k
+		}
+	}
+	return field
+}
+
+func goKind(t string) string {
+	switch {
+	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"), strings.HasPrefix(t, "float"):
+		return "a number"
+	case t == "string":
+		return "a string"
+	case t == "bool":
+		return "true or false"
+	case strings.HasPrefix(t, "[]"):
+		return "a list"
+	}
+	return "another type"
 }
 
 // CapsKey decodes the network key.

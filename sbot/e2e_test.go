@@ -235,7 +235,7 @@ func TestEndToEndCLI(t *testing.T) {
 	if err := json.Unmarshal(got, &val); err != nil || val.Sequence != 2 {
 		t.Fatalf("get = %s (%v)", got, err)
 	}
-	if out := strings.TrimSpace(string(run(t, "", "call", "--repo", repo, "latestSequence", d.id))); out != "3" {
+	if out := strings.TrimSpace(string(run(t, "", "call", "--repo", repo, "latestSequence", `"`+d.id+`"`))); out != "3" {
 		t.Fatalf("call latestSequence = %q, want 3", out)
 	}
 	callLog := lines(t, run(t, "", "call", "--repo", repo, "createLogStream", `{"limit":1}`))
@@ -339,7 +339,7 @@ func TestTCPPermissions(t *testing.T) {
 		break
 	}
 	// Still one message: nothing was published.
-	if out := strings.TrimSpace(string(run(t, "", "call", "--repo", repo, "latestSequence", d.id))); out != "1" {
+	if out := strings.TrimSpace(string(run(t, "", "call", "--repo", repo, "--string", "latestSequence", d.id))); out != "1" {
 		t.Fatalf("latestSequence = %s after refused publishes", out)
 	}
 

@@ -1,25 +1,54 @@
 package sbot
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 
 	"github.com/cask-ssb/cask/feeds/store"
+	"github.com/cask-ssb/cask/muxrpc"
+	"github.com/cask-ssb/cask/plugins/history"
+	"github.com/cask-ssb/cask/plugins/logstream"
 )
 
 // OfflineStore is the store of a repo opened without a daemon (for
-// `sbot import`), holding the repo lock so no daemon starts meanwhile.
+// `sbot import`, and for `sbot log`/`hist`/`get` on a stopped daemon's
+// repo), holding the repo lock so no daemon starts meanwhile.
 type OfflineStore struct {
 	*store.Store
 }
+
+// ErrNoStore is returned by OpenOfflineRead for a repo without a store.
+var ErrNoStore = errors.New("repo has no store")
 
 // OpenOffline locks repo and opens its store.
 func OpenOffline(repo string) (*OfflineStore, error) {
 	if err := os.MkdirAll(repo, 0o700); err != nil {
 		return nil, fmt.Errorf("create repo %s: %w", repo, err)
 	}
+	return openOffline(repo)
+}
+
+// OpenOfflineRead opens an existing repo's store for reading, creating
+// nothing. The store holds the repo lock while it is open (the store has
+// no shared read-only mode), so a daemon started meanwhile is refused with
+// ErrRepoLocked naming this process; readers keep it open only as long as
+// one command runs.
+func OpenOfflineRead(repo string) (*OfflineStore, error) {
+	dir := filepath.Join(repo, "store")
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s does not exist", ErrNoStore, dir)
+	} else if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	return openOffline(repo)
+}
+
+func openOffline(repo string) (*OfflineStore, error) {
 	st, err := store.Open(filepath.Join(repo, "store"), store.Options{CacheSize: 8 << 20, MemTableSize: 4 << 20})
 	if errors.Is(err, store.ErrLocked) {
 		return nil, fmt.Errorf("open repo %s: %w: %w", repo, ErrRepoLocked, err)
@@ -28,6 +57,20 @@ func OpenOffline(repo string) (*OfflineStore, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	return &OfflineStore{Store: st}, nil
+}
+
+// ReadConn serves the store's read methods (createLogStream, get,
+// createHistoryStream, createUserStream, latestSequence) with the
+// daemon's own handlers on one end of an in-memory connection and returns
+// the other end, so a client reads a stopped daemon's repo exactly as it
+// reads a running one. stop ends the server side; call it before Close.
+func (o *OfflineStore) ReadConn(ctx context.Context) (conn net.Conn, stop func()) {
+	m := muxrpc.NewMux()
+	history.Register(m, o.Store)
+	logstream.Register(m, o.Store)
+	srv, cli := net.Pipe()
+	e := muxrpc.NewEndpoint(context.WithoutCancel(ctx), srv, m, muxrpc.Options{})
+	return cli, func() { e.Close() }
 }
 
 // Close closes the store and releases the lock.

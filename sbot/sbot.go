@@ -61,6 +61,8 @@ type Node struct {
 	graph   *contacts.Graph
 	blobs   *blobsplugin.Manager
 	started time.Time
+	// progress logs replication progress while messages arrive.
+	progress *syncProgress
 
 	mu        sync.Mutex
 	serveCtx  context.Context // set by Serve: lifetime of outgoing connections
@@ -76,6 +78,7 @@ type peerInfo struct {
 	address   string
 	direction string
 	since     time.Time
+	repl      string // replication kind, for the logs: ebt, legacy, none
 }
 
 // New opens the repo and prepares the node; Serve starts the network.
@@ -83,6 +86,9 @@ func New(opts Options) (*Node, error) {
 	cfg := opts.Config
 	if cfg.Repo == "" {
 		return nil, errors.New("sbot: no repo directory")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("sbot: invalid settings: %w", err)
 	}
 	log := opts.Logger
 	if log == nil {
@@ -144,7 +150,9 @@ func New(opts Options) (*Node, error) {
 	if err != nil {
 		return fail(err)
 	}
+	n.progress = newSyncProgress(n.keys.ID)
 	n.writer.onAppend = func(m *classic.Message) {
+		n.progress.add(m.Author)
 		if m.ContentType() == "contact" && n.graph.Apply(m.Author, m.ContentJSON()) && m.Author == n.keys.ID {
 			go n.ebt.Refresh() // our follows changed: ask running sessions for new feeds
 		}

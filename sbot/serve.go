@@ -53,6 +53,11 @@ func (n *Node) Serve(ctx context.Context) error {
 		n.wg.Add(1)
 		go n.keepConnected(ctx, p)
 	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.progress.run(ctx, syncProgressInterval, n.log, n.missingFeeds)
+	}()
 	n.log.Info("sbot serving", "id", n.keys.ID.String(), "listen", n.Listen(), "repo", n.cfg.Repo)
 	<-ctx.Done()
 	n.log.Info("shutting down")
@@ -166,25 +171,46 @@ func (n *Node) runPeer(ctx context.Context, conn net.Conn, remote ed25519.Public
 	n.peers[e] = &peerInfo{id: id, address: address, direction: direction, since: n.now()}
 	n.mu.Unlock()
 	if direction != "unix" {
-		log.Info("peer connected", "direction", direction)
+		log.Debug("peer connected", "direction", direction)
 		if !n.isOwner(remote) {
 			go n.startReplication(ctx, e, id, direction, calls, log)
 			go n.blobs.Connected(ctx, e)
+		} else {
+			n.peerUp(e, "none (our own key)", log)
 		}
 	} else {
 		log.Debug("local client connected")
 	}
 	<-e.Done()
 	n.mu.Lock()
+	repl, since := n.peers[e].repl, n.peers[e].since
 	delete(n.peers, e)
 	n.mu.Unlock()
 	if direction != "unix" {
-		if err := e.Err(); err != nil {
-			log.Info("peer disconnected", "err", err)
-		} else {
-			log.Info("peer disconnected")
+		if repl == "" {
+			repl = "none"
 		}
+		args := []any{"direction", direction, "replication", repl, "duration", n.now().Sub(since).Round(time.Second)}
+		if err := e.Err(); err != nil {
+			args = append(args, "err", err)
+		}
+		log.Info("peer disconnected", args...)
 	}
+}
+
+// peerUp records the replication kind of a connection and logs the one
+// "peer connected" line at info.
+func (n *Node) peerUp(e *muxrpc.Endpoint, repl string, log *slog.Logger) {
+	n.mu.Lock()
+	p := n.peers[e]
+	if p == nil || p.repl != "" {
+		n.mu.Unlock()
+		return
+	}
+	p.repl = repl
+	direction := p.direction
+	n.mu.Unlock()
+	log.Info("peer connected", "direction", direction, "replication", repl)
 }
 
 // startReplication picks how to replicate with a peer:
@@ -197,9 +223,13 @@ func (n *Node) runPeer(ctx context.Context, conn net.Conn, remote ed25519.Public
 //     connect hook ran, and then never asks us for a feed.
 func (n *Node) startReplication(ctx context.Context, e *muxrpc.Endpoint, peer feeds.FeedRef, direction string, calls <-chan string, log *slog.Logger) {
 	if direction == "out" {
+		// The session runs inside Start: it is EBT unless the peer
+		// refuses ebt.replicate, which it does at once.
+		up := time.AfterFunc(time.Second, func() { n.peerUp(e, "ebt", log) })
 		err := n.ebt.Start(ctx, e, peer)
+		up.Stop()
 		if ebt.IsMissing(err) {
-			log.Debug("peer has no EBT: legacy replication")
+			n.peerUp(e, "legacy", log)
 			n.replicateFeed(ctx, e, peer, log)
 		} else if err != nil {
 			log.Debug("ebt session ended", "err", err)
@@ -213,12 +243,15 @@ func (n *Node) startReplication(ctx context.Context, e *muxrpc.Endpoint, peer fe
 		case m := <-calls:
 			switch m {
 			case "ebt.replicate":
+				n.peerUp(e, "ebt", log)
 				return // the peer runs the EBT session
 			case "createHistoryStream":
+				n.peerUp(e, "legacy", log)
 				n.replicateFeed(ctx, e, peer, log)
 				return
 			}
 		case <-timer.C:
+			n.peerUp(e, "legacy", log)
 			n.replicateFeed(ctx, e, peer, log)
 			return
 		case <-e.Done():

@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -42,12 +44,12 @@ func addBlobCmds(root *cobra.Command) {
 		return ref, nil
 	}
 
-	sub("add FILE", "Store a file (- for stdin) as a blob; prints {id, size}", 1, func(_ *cobra.Command, args []string, ctx context.Context, c *client.Client, out *jsonOut) error {
-		var r io.Reader = os.Stdin
+	sub("add FILE", "Store a file (- for stdin) as a blob; prints {id, size}", 1, func(cmd *cobra.Command, args []string, ctx context.Context, c *client.Client, out *jsonOut) error {
+		var r io.Reader = cmd.InOrStdin()
 		if args[0] != "-" {
 			f, err := os.Open(args[0])
 			if err != nil {
-				return usageErr("blobs add: %w", err)
+				return usageErr("%w", err)
 			}
 			defer f.Close()
 			r = f
@@ -73,7 +75,7 @@ func addBlobCmds(root *cobra.Command) {
 			}
 			if rerr != nil {
 				snk.CloseWithError(rerr)
-				return fmt.Errorf("blobs add: read: %w", rerr)
+				return fmt.Errorf("read: %w", rerr)
 			}
 		}
 		if err := snk.Close(); err != nil {
@@ -84,7 +86,7 @@ func addBlobCmds(root *cobra.Command) {
 		return out.Encode(map[string]any{"id": ref.String(), "size": size})
 	})
 
-	sub("get ID", "Write a stored blob's bytes to stdout", 1, func(_ *cobra.Command, args []string, ctx context.Context, c *client.Client, _ *jsonOut) error {
+	sub("get ID", "Write a stored blob's bytes to stdout", 1, func(cmd *cobra.Command, args []string, ctx context.Context, c *client.Client, _ *jsonOut) error {
 		ref, err := blobID(args[0])
 		if err != nil {
 			return err
@@ -93,11 +95,17 @@ func addBlobCmds(root *cobra.Command) {
 		if err != nil {
 			return err
 		}
-		w := bufio.NewWriter(os.Stdout)
+		w := bufio.NewWriter(cmd.OutOrStdout())
+		wrote := false
 		for body, err := range src.All(ctx) {
 			if err != nil {
+				var has bool
+				if !wrote && c.Endpoint().Async(ctx, &has, muxrpc.Method{"blobs", "has"}, ref.String()) == nil && !has {
+					return fmt.Errorf("blob %s not found (not stored here; sbot blobs want %s asks connected peers for it)", ref, ref)
+				}
 				return err
 			}
+			wrote = true
 			if _, err := w.Write(body); err != nil {
 				return err
 			}
@@ -117,15 +125,43 @@ func addBlobCmds(root *cobra.Command) {
 		return out.Encode(has)
 	})
 
-	sub("want ID", "Ask connected peers for a blob and wait until it is stored (use --timeout)", 1, func(_ *cobra.Command, args []string, ctx context.Context, c *client.Client, out *jsonOut) error {
+	wantRun := func(cmd *cobra.Command, args []string, ctx context.Context, c *client.Client, out *jsonOut) error {
 		ref, err := blobID(args[0])
 		if err != nil {
 			return err
 		}
-		var has json.RawMessage
-		if err := c.Endpoint().Async(ctx, &has, muxrpc.Method{"blobs", "want"}, ref.String()); err != nil {
+		var has bool
+		if err := c.Endpoint().Async(ctx, &has, muxrpc.Method{"blobs", "has"}, ref.String()); err == nil && has {
+			return out.Encode(true)
+		}
+		peers := "the connected peers"
+		var st struct {
+			Peers []json.RawMessage `json:"peers"`
+		}
+		if raw, err := c.Status(ctx); err == nil && json.Unmarshal(raw, &st) == nil {
+			peers = fmt.Sprintf("%d connected peer(s)", len(st.Peers))
+		}
+		d, _ := cmd.Flags().GetDuration("timeout")
+		if !cmd.Flags().Changed("timeout") {
+			d = defaultWantTimeout
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "sbot: waiting for blob %s from %s (up to %s; --timeout changes it, Ctrl-C stops)\n", ref, peers, d)
+		var got json.RawMessage
+		if err := c.Endpoint().Async(ctx, &got, muxrpc.Method{"blobs", "want"}, ref.String()); err != nil {
+			if ctx.Err() != nil && !errors.Is(ctx.Err(), context.Canceled) {
+				return &humanErr{fmt.Sprintf("blob %s not received from %s within %s", ref, peers, d), ctx.Err()}
+			}
 			return err
 		}
-		return out.Encode(has)
-	})
+		return out.Encode(got)
+	}
+	want := sub("want ID", "Ask connected peers for a blob and wait until it is stored (default --timeout 2m)", 1, wantRun)
+	want.RunE = func(cmd *cobra.Command, args []string) error {
+		return clientRunTimeout(cmd, defaultWantTimeout, func(ctx context.Context, c *client.Client, out *jsonOut) error {
+			return wantRun(cmd, args, ctx, c, out)
+		})
+	}
 }
+
+// defaultWantTimeout bounds `blobs want` without --timeout.
+const defaultWantTimeout = 2 * time.Minute

@@ -11,11 +11,14 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
+	"unicode/utf16"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/cask-ssb/cask/feeds"
+	"github.com/cask-ssb/cask/feeds/classic"
 	"github.com/cask-ssb/cask/muxrpc"
 	"github.com/cask-ssb/cask/sbot"
 	"github.com/cask-ssb/cask/sbot/client"
@@ -36,16 +39,28 @@ func flagOrEnv(cmd *cobra.Command, name, env string) string {
 	return os.Getenv(env)
 }
 
-// dial connects to the daemon: REPO/socket, or --remote over TCP.
-func dial(ctx context.Context, cmd *cobra.Command) (*client.Client, error) {
+// offlineOK marks the subcommands that read a stopped daemon's store
+// directly when no daemon is running (log, hist, get).
+const offlineOK = "offline"
+
+// dial connects to the daemon: REPO/socket, or --remote over TCP. For the
+// subcommands marked offlineOK it opens the store of a stopped daemon
+// instead; the returned closer then closes it.
+func dial(ctx context.Context, cmd *cobra.Command) (*client.Client, func(), error) {
 	repo := repoFrom(cmd)
 	remote := flagOrEnv(cmd, "remote", "SSB_REMOTE")
 	if remote == "" {
 		c, err := client.DialRepo(ctx, repo)
-		if err != nil {
-			return nil, fmt.Errorf("%w; start one with: sbot serve --repo %s", err, repo)
+		if errors.Is(err, client.ErrNoDaemon) && cmd.Annotations[offlineOK] != "" {
+			return dialOffline(ctx, cmd, repo)
 		}
-		return c, nil
+		if errors.Is(err, client.ErrNoDaemon) {
+			return nil, nil, &humanErr{fmt.Sprintf("no sbot daemon is running for %s (nothing listens on %s); start one with: sbot serve --repo %s", repo, sbot.SocketPath(repo), repo), err}
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		return c, func() { c.Close() }, nil
 	}
 	cfg := sbot.Defaults(repo)
 	if k := flagOrEnv(cmd, "key", "SSB_KEY"); k != "" {
@@ -56,32 +71,89 @@ func dial(ctx context.Context, cmd *cobra.Command) (*client.Client, error) {
 	}
 	caps, err := cfg.CapsKey()
 	if err != nil {
-		return nil, usageErr("%w", err)
+		return nil, nil, usageErr("--caps: %w", err)
 	}
 	keys, err := feeds.ReadSecret(cfg.KeyPath())
 	if err != nil {
-		return nil, fmt.Errorf("read key: %w", err)
+		return nil, nil, fmt.Errorf("read key: %w", err)
 	}
-	return client.DialTCP(ctx, remote, keys, caps)
+	c, err := client.DialTCP(ctx, remote, keys, caps)
+	if err != nil {
+		if _, perr := feeds.ParseAddress(remote); perr != nil {
+			return nil, nil, usageErr("--remote %q: %w", remote, perr)
+		}
+		return nil, nil, humanDialError(remote, err)
+	}
+	return c, func() { c.Close() }, nil
+}
+
+// dialOffline reads the store of a stopped daemon: the daemon's own read
+// handlers run in this process over an in-memory connection.
+func dialOffline(ctx context.Context, cmd *cobra.Command, repo string) (*client.Client, func(), error) {
+	if live, _ := cmd.Flags().GetBool("live"); live {
+		return nil, nil, fmt.Errorf("no sbot daemon is running for %s, and --live needs one; start it with: sbot serve --repo %s", repo, repo)
+	}
+	st, err := sbot.OpenOfflineRead(repo)
+	if errors.Is(err, sbot.ErrNoStore) {
+		return nil, nil, fmt.Errorf("no sbot daemon is running for %s and it has no store yet; start one with: sbot serve --repo %s", repo, repo)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("no sbot daemon is running for %s, and its store cannot be read: %w", repo, err)
+	}
+	conn, stop := st.ReadConn(ctx)
+	c := client.New(ctx, conn, nil)
+	return c, func() {
+		c.Close()
+		stop()
+		st.Close()
+	}, nil
 }
 
 // clientRun wraps a client subcommand: context with signals and --timeout,
-// connect, run, close.
+// connect, run, close, and error texts for people.
 func clientRun(cmd *cobra.Command, run func(ctx context.Context, c *client.Client, out *jsonOut) error) error {
+	return clientRunTimeout(cmd, 0, run)
+}
+
+// commandName is the subcommand's path without "sbot " ("blobs get").
+func commandName(cmd *cobra.Command) string {
+	return strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
+}
+
+// clientRunTimeout is clientRun with a default --timeout (0: none).
+func clientRunTimeout(cmd *cobra.Command, defaultTimeout time.Duration, run func(ctx context.Context, c *client.Client, out *jsonOut) error) error {
 	sigCtx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ctx := sigCtx
-	if d, _ := cmd.Flags().GetDuration("timeout"); d > 0 {
+	d, _ := cmd.Flags().GetDuration("timeout")
+	if !cmd.Flags().Changed("timeout") && defaultTimeout > 0 {
+		d = defaultTimeout
+	}
+	if d > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
 	}
-	c, err := dial(ctx, cmd)
-	if err != nil {
-		return err
+	name := commandName(cmd)
+	timedOut := func() bool {
+		if ctx.Err() != nil && sigCtx.Err() == nil {
+			return true
+		}
+		dl, ok := ctx.Deadline()
+		return ok && !time.Now().Before(dl)
 	}
-	defer c.Close()
-	out := newJSONOut(os.Stdout)
+	c, closeClient, err := dial(ctx, cmd)
+	if err != nil {
+		if sigCtx.Err() != nil {
+			return &exitError{code: exitFailed}
+		}
+		if timedOut() {
+			return fmt.Errorf("%s: timed out after %s while connecting to the daemon", name, d)
+		}
+		return prefixed(name, err)
+	}
+	defer closeClient()
+	out := newJSONOut(cmd.OutOrStdout())
 	defer out.Flush()
 	err = run(ctx, c, out)
 	switch {
@@ -89,15 +161,30 @@ func clientRun(cmd *cobra.Command, run func(ctx context.Context, c *client.Clien
 		return nil
 	case sigCtx.Err() != nil:
 		return nil // interrupted (Ctrl-C on a live stream): a clean end
-	case ctx.Err() != nil:
-		return fmt.Errorf("%s: timed out: %w", cmd.Name(), ctx.Err())
+	case timedOut() && !errors.As(err, new(*humanErr)):
+		return fmt.Errorf("%s: timed out after %s", name, d)
 	}
 	var ce *muxrpc.CallError
 	if errors.As(err, &ce) {
-		// The daemon's own message, without the transport's wrapping.
-		return fmt.Errorf("%s: %s", cmd.Name(), ce.Message)
+		// The daemon's own message, without the layers of prefixes.
+		return &exitError{code: exitFailed, err: prefixed(name, errors.New(humanMessage(ce.Message)))}
 	}
-	return err
+	return prefixed(name, err)
+}
+
+// prefixed puts "name: " before err's text unless it starts with it
+// already; the exit status of err is kept.
+func prefixed(name string, err error) error {
+	code := exitFailed
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code = ee.code
+	}
+	msg := err.Error()
+	if strings.HasPrefix(msg, name+": ") {
+		return &exitError{code: code, err: err}
+	}
+	return &exitError{code: code, err: &humanErr{name + ": " + msg, err}}
 }
 
 // jsonOut prints one JSON value per line to a buffered stdout.
@@ -172,33 +259,45 @@ func addClientCmds(root *cobra.Command) {
 		return enc.Encode(map[string]string{"id": id.String()})
 	})
 
+	var content json.RawMessage // checked before connecting
 	pub := mk("publish [CONTENT-JSON]", "Publish a message (--type T --text S, or a JSON content object as argument or on stdin)", func(cmd *cobra.Command, args []string) error {
 		if len(args) > 1 {
 			return usageErr("publish takes at most one JSON argument")
 		}
 		return nil
 	}, func(cmd *cobra.Command, args []string, ctx context.Context, c *client.Client, enc *jsonOut) error {
-		content, err := publishContent(cmd, args)
-		if err != nil {
-			return err
-		}
 		out, err := c.Publish(ctx, content)
 		if err != nil {
 			return err
 		}
 		return enc.Encode(out)
 	})
-	pub.Flags().String("type", "", "content type (with --text: a post-like message {type, text})")
-	pub.Flags().String("text", "", "text of the message")
+	pub.PreRunE = func(cmd *cobra.Command, args []string) (err error) {
+		content, err = publishContent(cmd, args)
+		if err != nil {
+			return prefixed("publish", err)
+		}
+		return nil
+	}
+	pub.Flags().String("type", "", "content type (with --text: a post-like message {type, text}; default post)")
+	pub.Flags().String("text", "", "text of the message (required with --type)")
 
-	mk("get ID", "Print a message by id", wrapArgs(1), func(cmd *cobra.Command, args []string, ctx context.Context, c *client.Client, enc *jsonOut) error {
+	get := mk("get ID", "Print a message by id (reads a stopped daemon's store directly)", wrapArgs(1), func(cmd *cobra.Command, args []string, ctx context.Context, c *client.Client, enc *jsonOut) error {
 		meta, _ := cmd.Flags().GetBool("meta")
 		out, err := c.Get(ctx, args[0], meta)
 		if err != nil {
 			return err
 		}
 		return enc.Encode(out)
-	}).Flags().Bool("meta", false, "print the {key,value,timestamp} record instead of the value")
+	})
+	get.Flags().Bool("meta", false, "print the {key,value,timestamp} record instead of the value")
+	get.PreRunE = func(cmd *cobra.Command, args []string) error {
+		if _, err := feeds.ParseMessageRef(args[0]); err != nil {
+			return usageErr("get: %q is not a message id (%%….sha256)", args[0])
+		}
+		return nil
+	}
+	get.Annotations = map[string]string{offlineOK: "yes"}
 
 	logCmd := mk("log", "Print the log in receive order, one {key,value,timestamp} per line", wrapArgs(0), func(cmd *cobra.Command, _ []string, ctx context.Context, c *client.Client, enc *jsonOut) error {
 		opts := map[string]any{}
@@ -217,15 +316,13 @@ func addClientCmds(root *cobra.Command) {
 		}
 		return printStream(ctx, c.Log(ctx, opts), enc, live)
 	})
+	logCmd.Annotations = map[string]string{offlineOK: "yes"}
 	logCmd.Flags().Int("limit", 0, "print at most this many messages")
 	logCmd.Flags().Bool("live", false, "keep printing new messages as they arrive")
 	logCmd.Flags().Bool("reverse", false, "newest first")
 	logCmd.Flags().Int64("gt", 0, "only messages after this receive sequence")
 
 	hist := mk("hist FEED", "Print one feed in sequence order, one {key,value,timestamp} per line", wrapArgs(1), func(cmd *cobra.Command, args []string, ctx context.Context, c *client.Client, enc *jsonOut) error {
-		if _, err := feeds.ParseFeedRef(args[0]); err != nil {
-			return usageErr("hist: %w", err)
-		}
 		opts := map[string]any{"id": args[0], "keys": true}
 		if n, _ := cmd.Flags().GetInt64("seq"); n > 0 {
 			opts["seq"] = n
@@ -239,6 +336,13 @@ func addClientCmds(root *cobra.Command) {
 		}
 		return printStream(ctx, c.History(ctx, opts), enc, live)
 	})
+	hist.Annotations = map[string]string{offlineOK: "yes"}
+	hist.PreRunE = func(cmd *cobra.Command, args []string) error {
+		if _, err := feeds.ParseFeedRef(args[0]); err != nil {
+			return usageErr("hist: %q is not a feed id (@….ed25519)", args[0])
+		}
+		return nil
+	}
 	hist.Flags().Int64("seq", 0, "first sequence to print (inclusive)")
 	hist.Flags().Int("limit", 0, "print at most this many messages")
 	hist.Flags().Bool("live", false, "keep printing new messages as they arrive")
@@ -246,6 +350,10 @@ func addClientCmds(root *cobra.Command) {
 	mk("connect ADDR", "Connect the daemon to a peer (net:HOST:PORT~shs:KEY) and replicate its feed", wrapArgs(1), func(_ *cobra.Command, args []string, ctx context.Context, c *client.Client, enc *jsonOut) error {
 		var ok bool
 		if err := c.Endpoint().Async(ctx, &ok, []string{"gossip", "connect"}, args[0]); err != nil {
+			var ce *muxrpc.CallError
+			if errors.As(err, &ce) {
+				return errors.New(humanRemoteDialMessage(ce.Message))
+			}
 			return err
 		}
 		return enc.Encode(map[string]any{"connected": ok, "address": args[0]})
@@ -290,9 +398,11 @@ func addClientCmds(root *cobra.Command) {
 	call := &cobra.Command{
 		Use:   "call METHOD [JSON-ARG...]",
 		Short: "Call any async, sync or source method of the daemon's manifest",
-		Long: `Call any method in the daemon's manifest. Arguments are JSON values
-(a bare word that is not JSON is sent as a string). An async method prints
-one JSON value; a source method prints one JSON value per line.`,
+		Long: `Call any method in the daemon's manifest. Each argument is a JSON value
+(a string is '"text"'); with --string every argument is sent as a raw
+string instead. More arguments than the method takes are refused. An
+async method prints one JSON value; a source method prints one JSON value
+per line.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) < 1 {
 				return usageErr("call: missing METHOD")
@@ -300,33 +410,65 @@ one JSON value; a source method prints one JSON value per line.`,
 			return nil
 		},
 	}
+	call.Flags().Bool("string", false, "send every argument as a raw string instead of parsing it as JSON")
 	call.RunE = func(cmd *cobra.Command, args []string) error {
-		jargs := make([]json.RawMessage, 0, len(args)-1)
-		for _, a := range args[1:] {
-			if json.Valid([]byte(a)) {
-				jargs = append(jargs, json.RawMessage(a))
-			} else {
-				b, _ := json.Marshal(a)
-				jargs = append(jargs, b)
-			}
+		jargs, err := callArgs(cmd, args[1:])
+		if err != nil {
+			return err
+		}
+		if max, ok := client.MaxArgs(args[0]); ok && len(jargs) > max {
+			return usageErr("call: %s takes at most %d argument(s), got %d", args[0], max, len(jargs))
 		}
 		return clientRun(cmd, func(ctx context.Context, c *client.Client, enc *jsonOut) error {
-			return printStream(ctx, c.Call(ctx, args[0], jargs), enc, true)
+			err := printStream(ctx, c.Call(ctx, args[0], jargs), enc, true)
+			var ae *client.ArgsError
+			if errors.Is(err, client.ErrUnknownMethod) || errors.As(err, &ae) {
+				return usageErr("%w", err)
+			}
+			return err
 		})
 	}
 	addClientFlags(call.Flags())
 	root.AddCommand(call)
 }
 
+// callArgs parses the arguments of `sbot call`: JSON values, or raw
+// strings with --string.
+func callArgs(cmd *cobra.Command, args []string) ([]json.RawMessage, error) {
+	raw, _ := cmd.Flags().GetBool("string")
+	out := make([]json.RawMessage, 0, len(args))
+	for i, a := range args {
+		if raw {
+			b, _ := json.Marshal(a)
+			out = append(out, b)
+			continue
+		}
+		if !json.Valid([]byte(a)) {
+			return nil, usageErr("call: argument %d (%s) is not valid JSON: %s; quote a string as '\"text\"', or pass --string to send every argument as a string", i+1, a, humanMessage(jsonSyntaxError([]byte(a))))
+		}
+		out = append(out, json.RawMessage(a))
+	}
+	return out, nil
+}
+
 func publishContent(cmd *cobra.Command, args []string) (json.RawMessage, error) {
 	typ, _ := cmd.Flags().GetString("type")
 	text, _ := cmd.Flags().GetString("text")
-	if typ != "" || cmd.Flags().Changed("text") {
+	if cmd.Flags().Changed("type") || cmd.Flags().Changed("text") {
 		if len(args) > 0 {
-			return nil, usageErr("publish: give either --type/--text or a JSON content object, not both")
+			return nil, usageErr("give either --type/--text or a JSON content object, not both")
+		}
+		if !cmd.Flags().Changed("text") {
+			return nil, usageErr(`--type %s needs --text; for other content pass a JSON object, e.g. sbot publish '{"type":%q,...}'`, typ, typ)
+		}
+		if strings.TrimSpace(text) == "" {
+			return nil, usageErr("--text is empty")
 		}
 		if typ == "" {
 			typ = "post"
+		}
+		if err := checkType(typ); err != nil {
+			return nil, err
 		}
 		b, _ := json.Marshal(struct {
 			Type string `json:"type"`
@@ -339,20 +481,44 @@ func publishContent(cmd *cobra.Command, args []string) (json.RawMessage, error) 
 		data = []byte(args[0])
 	} else {
 		var err error
-		data, err = io.ReadAll(io.LimitReader(os.Stdin, 1<<20))
+		data, err = io.ReadAll(io.LimitReader(cmd.InOrStdin(), 1<<20))
 		if err != nil {
-			return nil, usageErr("publish: read stdin: %w", err)
+			return nil, usageErr("read stdin: %w", err)
 		}
 	}
 	data = []byte(strings.TrimSpace(string(data)))
-	var obj map[string]any
-	if err := json.Unmarshal(data, &obj); err != nil {
-		return nil, usageErr("publish: content must be a JSON object: %w", err)
+	if !json.Valid(data) {
+		return nil, usageErr("content must be a JSON object, and this is not valid JSON: %s", humanMessage(jsonSyntaxError(data)))
 	}
-	if t, _ := obj["type"].(string); t == "" {
-		return nil, usageErr(`publish: content needs a "type" string`)
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(data, &obj); err != nil {
+		return nil, usageErr("content must be a JSON object, got %s", jsonKind(data))
+	}
+	var typ2 string
+	if err := json.Unmarshal(obj["type"], &typ2); err != nil || obj["type"] == nil {
+		return nil, usageErr(`content needs a "type" string`)
+	}
+	if err := checkType(typ2); err != nil {
+		return nil, err
 	}
 	return data, nil
+}
+
+// checkType applies the classic format's rule for content.type.
+func checkType(typ string) error {
+	if n := len(utf16.Encode([]rune(typ))); n < classic.MinTypeLen || n > classic.MaxTypeLen {
+		return usageErr("type %q is %d characters long; a type has %d to %d", typ, n, classic.MinTypeLen, classic.MaxTypeLen)
+	}
+	return nil
+}
+
+// jsonSyntaxError is encoding/json's description of what is wrong in data.
+func jsonSyntaxError(data []byte) string {
+	var v any
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err.Error()
+	}
+	return "invalid JSON"
 }
 
 func ptrIf(ok, v bool) *bool {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -29,15 +30,8 @@ var serveSettings = []setting{
 	{"key", "SSB_KEY", "secret file to use, e.g. ~/.ssb/secret (default REPO/secret, created on first start)", func(c *sbot.Config, v string) error { c.Key = v; return nil }},
 	{"log-format", "SSB_LOG_FORMAT", `log format: "text" or "json" (default "text")`, func(c *sbot.Config, v string) error { c.LogFormat = v; return nil }},
 	{"log-level", "SSB_LOG_LEVEL", `log level: debug, info, warn, error (default "info")`, func(c *sbot.Config, v string) error { c.LogLevel = v; return nil }},
-	{"max-conns", "SSB_MAX_CONNS", "maximum concurrent peer connections (default 64)", intSetting(func(c *sbot.Config, n int) { c.MaxConns = n })},
-	{"hops", "SSB_HOPS", "replicate feeds within this many follow hops of ours (default 2)", func(c *sbot.Config, v string) error {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 || n > 10 {
-			return fmt.Errorf("want an integer from 0 to 10, got %q", v)
-		}
-		c.Hops = n
-		return nil
-	}},
+	{"max-conns", "SSB_MAX_CONNS", fmt.Sprintf("maximum concurrent peer connections, 1 to %d (default 64)", sbot.MaxMaxConns), intSetting(func(c *sbot.Config, n int) { c.MaxConns = n })},
+	{"hops", "SSB_HOPS", fmt.Sprintf("replicate feeds within this many follow hops of ours, 0 to %d (default 2)", sbot.MaxHops), intSetting(func(c *sbot.Config, n int) { c.Hops = n })},
 	{"peers", "SSB_PEERS", "peers to stay connected to: multiserver addresses (net:HOST:PORT~shs:KEY), comma-separated; reconnected with back-off", func(c *sbot.Config, v string) error {
 		c.Peers = nil
 		for _, p := range strings.Split(v, ",") {
@@ -47,14 +41,24 @@ var serveSettings = []setting{
 		}
 		return nil
 	}},
-	{"max-streams", "SSB_MAX_STREAMS", "maximum concurrent calls/streams per connection (default 256)", intSetting(func(c *sbot.Config, n int) { c.MaxStreams = n })},
+	{"max-streams", "SSB_MAX_STREAMS", fmt.Sprintf("maximum concurrent calls/streams per connection, 1 to %d (default 256)", sbot.MaxMaxStreams), intSetting(func(c *sbot.Config, n int) { c.MaxStreams = n })},
+	{"allow-insecure-secret", "SSB_ALLOW_INSECURE_SECRET", "start even if the secret file is readable by group or others", func(c *sbot.Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("want true or false")
+		}
+		c.AllowInsecureSecret = b
+		return nil
+	}},
 }
 
+// intSetting parses an integer; its range is checked by Config.Validate,
+// the one check for flags, environment and config.toml alike.
 func intSetting(set func(*sbot.Config, int)) func(*sbot.Config, string) error {
 	return func(c *sbot.Config, v string) error {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			return fmt.Errorf("want a positive integer, got %q", v)
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			return errors.New("want an integer")
 		}
 		set(c, n)
 		return nil
@@ -81,17 +85,19 @@ func resolveConfig(cmd *cobra.Command) (sbot.Config, error) {
 	for _, s := range serveSettings {
 		if v, ok := os.LookupEnv(s.env); ok {
 			if err := s.apply(&cfg, v); err != nil {
-				return cfg, usageErr("%s: %w", s.env, err)
+				return cfg, usageErr("%s = %q (from environment %s): %w", s.flag, v, s.env, err)
 			}
+			cfg.SetSource(s.flag, "environment "+s.env)
 		}
 		if f := cmd.Flags().Lookup(s.flag); f != nil && f.Changed {
 			if err := s.apply(&cfg, f.Value.String()); err != nil {
-				return cfg, usageErr("--%s: %w", s.flag, err)
+				return cfg, usageErr("%s = %q (from flag --%s): %w", s.flag, f.Value.String(), s.flag, err)
 			}
+			cfg.SetSource(s.flag, "flag --"+s.flag)
 		}
 	}
-	if _, err := cfg.CapsKey(); err != nil {
-		return cfg, usageErr("%w", err)
+	if err := cfg.Validate(); err != nil {
+		return cfg, usageErr("invalid settings:\n%w", err)
 	}
 	return cfg, nil
 }
@@ -99,7 +105,7 @@ func resolveConfig(cmd *cobra.Command) (sbot.Config, error) {
 func newLogger(cfg sbot.Config) (*slog.Logger, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
-		return nil, usageErr("log level %q: want debug, info, warn or error", cfg.LogLevel)
+		return nil, usageErr("log-level %q: want debug, info, warn or error", cfg.LogLevel)
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	switch strings.ToLower(cfg.LogFormat) {
@@ -119,12 +125,16 @@ func addServeCmd(root *cobra.Command) {
 owner-only unix socket REPO/socket, and serve muxrpc until SIGINT/SIGTERM.
 
 Every setting is also an environment variable and a key in REPO/config.toml
-(listen, caps, key, log-format, log-level, max-conns, max-streams, hops, peers);
+(listen, caps, key, log-format, log-level, max-conns, max-streams, hops, peers,
+allow-insecure-secret);
 flags win over the environment, which wins over the file.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := resolveConfig(cmd)
 			if err != nil {
+				return err
+			}
+			if err := sbot.CheckSecretFile(cfg.KeyPath(), cfg.AllowInsecureSecret); err != nil {
 				return err
 			}
 			log, err := newLogger(cfg)
@@ -142,6 +152,10 @@ flags win over the environment, which wins over the file.`,
 	}
 	addRepoFlag(cmd.Flags())
 	for _, s := range serveSettings {
+		if s.flag == "allow-insecure-secret" {
+			cmd.Flags().Bool(s.flag, false, s.usage+" (env "+s.env+")")
+			continue
+		}
 		cmd.Flags().String(s.flag, "", s.usage+" (env "+s.env+")")
 	}
 	root.AddCommand(cmd)

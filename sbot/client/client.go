@@ -9,10 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"iter"
 	"net"
 	"path/filepath"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/cask-ssb/cask/feeds"
 	"github.com/cask-ssb/cask/muxrpc"
@@ -27,15 +30,38 @@ type Client struct {
 // ErrNoDaemon means nothing listens on the repo's socket.
 var ErrNoDaemon = errors.New("no sbot daemon is running for this repo")
 
+// ErrUnknownMethod: Call was asked for a method the daemon does not have.
+var ErrUnknownMethod = errors.New("not in the daemon's manifest")
+
 // DialRepo connects to the daemon of repo over REPO/socket.
 func DialRepo(ctx context.Context, repo string) (*Client, error) {
 	path := filepath.Join(repo, "socket")
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w (%w)", path, ErrNoDaemon, err)
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		// A timeout or cancellation says nothing about the daemon.
+		return nil, fmt.Errorf("connect to %s: %w", path, ctx.Err())
+	case isTimeout(ctx, err):
+		return nil, fmt.Errorf("connect to %s: %w", path, context.DeadlineExceeded)
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ECONNREFUSED):
+		return nil, fmt.Errorf("connect to %s: %w", path, ErrNoDaemon)
+	default:
+		return nil, fmt.Errorf("connect to %s: %w", path, err)
 	}
 	return New(ctx, c, nil), nil
+}
+
+// isTimeout: err is a timeout, or ctx's deadline has passed (its timer may
+// not have fired yet).
+func isTimeout(ctx context.Context, err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
 }
 
 // DialTCP connects over TCP with the secret handshake. addr is a
@@ -176,7 +202,11 @@ func (c *Client) Call(ctx context.Context, method string, args []json.RawMessage
 		}
 		typ, ok := lookup(man, method)
 		if !ok {
-			yield(nil, fmt.Errorf("method %s is not in the daemon's manifest", method))
+			yield(nil, fmt.Errorf("method %s is %w", method, ErrUnknownMethod))
+			return
+		}
+		if max, ok := MaxArgs(method); ok && len(args) > max {
+			yield(nil, &ArgsError{Method: method, Max: max, Got: len(args)})
 			return
 		}
 		anyArgs := make([]any, len(args))
@@ -201,6 +231,35 @@ func (c *Client) Call(ctx context.Context, method string, args []json.RawMessage
 			yield(nil, fmt.Errorf("method %s is a %s method; the CLI calls only async, sync and source methods", method, typ))
 		}
 	}
+}
+
+// maxArgs is how many arguments the daemon's methods take (the JS
+// stack silently ignores extra arguments; we refuse them). Methods not
+// listed are not checked.
+var maxArgs = map[string]int{
+	"whoami": 0, "manifest": 0, "status": 0,
+	"createLogStream": 1, "createHistoryStream": 1, "createUserStream": 1,
+	"latestSequence": 1, "get": 1, "publish": 1, "add": 1,
+	"friends.hops": 1, "friends.isFollowing": 1, "friends.isBlocking": 1,
+	"blobs.has": 1, "blobs.size": 1, "blobs.get": 1, "blobs.getSlice": 1,
+	"blobs.want": 1, "blobs.createWants": 0,
+	"gossip.connect": 1, "ebt.clock": 1,
+}
+
+// MaxArgs returns how many arguments method takes, if known.
+func MaxArgs(method string) (int, bool) {
+	n, ok := maxArgs[method]
+	return n, ok
+}
+
+// ArgsError: more arguments than the method takes.
+type ArgsError struct {
+	Method   string
+	Max, Got int
+}
+
+func (e *ArgsError) Error() string {
+	return fmt.Sprintf("%s takes at most %d argument(s), got %d", e.Method, e.Max, e.Got)
 }
 
 func lookup(man map[string]any, method string) (string, bool) {
