@@ -25,6 +25,11 @@ import (
 // startRoom runs a room on 127.0.0.1 with a fresh repo until the test ends.
 func startRoom(t testing.TB, mutate func(*Config)) *Server {
 	t.Helper()
+	return startRoomTraced(t, mutate, nil)
+}
+
+func startRoomTraced(t testing.TB, mutate func(*Config), trace func(feeds.FeedRef, muxrpc.Method)) *Server {
+	t.Helper()
 	cfg := Defaults(t.TempDir())
 	cfg.Listen = "127.0.0.1:0"
 	cfg.HTTPListen = "off"
@@ -39,7 +44,7 @@ func startRoom(t testing.TB, mutate func(*Config)) *Server {
 	if os.Getenv("ROOM_TEST_LOG") != "" {
 		level = slog.LevelDebug
 	}
-	s, err := New(Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))})
+	s, err := New(Options{Config: cfg, Trace: trace, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,6 +39,8 @@ import (
 type Options struct {
 	Config Config
 	Logger *slog.Logger
+	// Trace, if set, is told of every call a peer makes (tests, tools).
+	Trace func(peer feeds.FeedRef, method muxrpc.Method)
 }
 
 // Server is a room server.
@@ -50,6 +52,7 @@ type Server struct {
 	db      *roomdb.DB
 	att     *roomplug.Attendants
 	mux     *muxrpc.Mux // peers
+	handler muxrpc.Handler
 	admin   *muxrpc.Mux // the operator, on the unix socket
 	metrics *metrics
 	rpcLog  *slog.Logger // muxrpc's connection-level log, at debug level
@@ -109,6 +112,15 @@ func New(o Options) (*Server, error) {
 	s.rpcLog = slog.New(quietHandler{log.Handler()})
 	s.metrics = newMetrics(func() float64 { return float64(s.att.Len()) })
 	s.mux = s.peerServices()
+	s.handler = s.mux
+	if o.Trace != nil {
+		s.handler = muxrpc.HandlerFunc(func(ctx context.Context, req *muxrpc.Request) {
+			if id, err := roomplug.Caller(req); err == nil {
+				o.Trace(id, req.Method)
+			}
+			s.mux.HandleCall(ctx, req)
+		})
+	}
 	s.admin = s.adminServices()
 	return s, nil
 }
@@ -425,7 +437,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		return
 	}
 
-	ep := muxrpc.NewEndpoint(ctx, conn, s.mux, muxrpc.Options{RemoteKey: sc.RemoteKey(), Logger: s.rpcLog.With("peer", id.String())})
+	ep := muxrpc.NewEndpoint(ctx, conn, s.handler, muxrpc.Options{RemoteKey: sc.RemoteKey(), Logger: s.rpcLog.With("peer", id.String())})
 	pc := &peerConn{id: id, ep: ep}
 	s.mu.Lock()
 	old := s.conns[id]
