@@ -22,8 +22,8 @@ const StreamConnChunk = 32 << 10
 // unblocks it). A Write blocks while the connection does not take data; a
 // write deadline that has already passed fails the Write at once, but one
 // that passes during a blocked Write does not interrupt it. Close ends both
-// halves of the stream. Done is closed by Close, or when the peer ended
-// its half and everything it sent was read.
+// halves of the stream. Done is closed by Close, or once both halves
+// ended: the peer's (read up to io.EOF) and ours (CloseWrite).
 type StreamConn struct {
 	src           *Source
 	snk           *Sink
@@ -36,8 +36,10 @@ type StreamConn struct {
 	rctx   context.Context
 	rstop  context.CancelFunc
 	wdl    time.Time
-	closed bool
-	done   chan struct{}
+	closed     bool
+	peerEnded  bool // Read returned io.EOF
+	localEnded bool // CloseWrite was called
+	done       chan struct{}
 }
 
 // NewStreamConn wraps the two halves of a duplex stream (from
@@ -78,7 +80,13 @@ func (c *StreamConn) Read(p []byte) (int, error) {
 				}
 			}
 			if errors.Is(err, io.EOF) {
-				c.finish()
+				c.mu.Lock()
+				c.peerEnded = true
+				both := c.localEnded
+				c.mu.Unlock()
+				if both {
+					c.finish()
+				}
 			}
 			return 0, err
 		}
@@ -125,7 +133,17 @@ func (c *StreamConn) Write(p []byte) (int, error) {
 }
 
 // CloseWrite ends our half of the stream; reading continues.
-func (c *StreamConn) CloseWrite() error { return c.snk.Close() }
+func (c *StreamConn) CloseWrite() error {
+	err := c.snk.Close()
+	c.mu.Lock()
+	c.localEnded = true
+	both := c.peerEnded
+	c.mu.Unlock()
+	if both {
+		c.finish()
+	}
+	return err
+}
 
 // Close ends both halves of the stream and unblocks a pending Read.
 func (c *StreamConn) Close() error {
