@@ -32,10 +32,10 @@ type StreamConn struct {
 	rmu     sync.Mutex // serialises Read
 	pending []byte
 
-	mu     sync.Mutex
-	rctx   context.Context
-	rstop  context.CancelFunc
-	wdl    time.Time
+	mu         sync.Mutex
+	rctx       context.Context
+	rstop      context.CancelFunc
+	wdl        time.Time
 	closed     bool
 	peerEnded  bool // Read returned io.EOF
 	localEnded bool // CloseWrite was called
