@@ -347,3 +347,27 @@ func TestRemoteHandshakeErrors(t *testing.T) {
 	checkCase(t, cliCase{code: 1, stderr: "did not accept the handshake"},
 		sbotRun(t, "", "call", "manifest", "--remote", good, "--repo", repo, "--key", keyFile, "--timeout", "10s"))
 }
+
+// FuzzHumanMessage: error texts come from the daemon or a remote peer;
+// cleaning them never panics, never loses the last part of the message
+// and never returns nothing for something.
+func FuzzHumanMessage(f *testing.F) {
+	for _, s := range []string{
+		"publish: classic: create: content.type is 1 UTF-16 units, want 3..52",
+		"invalid options: json: cannot unmarshal array into Go value of type history.Options",
+		"json: cannot unmarshal string into Go struct field Options.limit of type int",
+		"a: b: ", ": ", "x: ", "",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, msg string) {
+		got := humanMessage(msg)
+		if msg != "" && got == "" {
+			t.Fatalf("humanMessage(%q) is empty", msg)
+		}
+		if !strings.Contains(msg, "cannot unmarshal") && !strings.HasSuffix(msg, got) {
+			t.Fatalf("humanMessage(%q) = %q, not a suffix", msg, got)
+		}
+		_ = humanRemoteDialMessage(msg)
+	})
+}
