@@ -340,6 +340,18 @@ func TestRemoteHandshakeErrors(t *testing.T) {
 		})
 	}
 
+	// The daemon dialling for `sbot connect`: the same distinctions.
+	node2, _ := testNode(t, t.TempDir(), "127.0.0.1:0")
+	id2 := node2.ID()
+	for _, tc := range []cliCase{
+		{name: "connect ok", args: []string{"connect", "net:" + node2.TCPAddr() + "~shs:" + base64.StdEncoding.EncodeToString(id2[:])}, stdout: `"connected":true`},
+		{name: "connect wrong key", args: []string{"connect", "net:" + node2.TCPAddr() + "~shs:" + base64.StdEncoding.EncodeToString(other.ID[:])}, code: 1, stderr: "connect: the peer did not accept the handshake"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkCase(t, tc, sbotRun(t, "", append(tc.args, "--repo", repo, "--timeout", "20s")...))
+		})
+	}
+
 	// Blocked: the server hangs up at the same step as for a wrong key.
 	if r := sbotRun(t, "", "block", kp.ID.String(), "--repo", repo); r.code != 0 {
 		t.Fatalf("block: %d %s", r.code, r.stderr)
