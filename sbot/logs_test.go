@@ -13,10 +13,14 @@ import (
 
 // startNodeLogged is startNode with an info-level text log into buf.
 func startNodeLogged(t *testing.T, buf *syncBuf) (*Node, *client.Client) {
+	return startNodeLevel(t, buf, slog.LevelInfo)
+}
+
+func startNodeLevel(t *testing.T, buf *syncBuf, level slog.Level) (*Node, *client.Client) {
 	t.Helper()
 	cfg := Defaults(t.TempDir())
 	cfg.Listen = "127.0.0.1:0"
-	n, err := New(Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(buf, nil))})
+	n, err := New(Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: level}))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,5 +109,30 @@ func TestPeerLogLines(t *testing.T) {
 		if s := buf.String(); strings.Contains(s, "goodbye not sent") || strings.Contains(s, "broken pipe") {
 			t.Errorf("goodbye noise at info:\n%s", s)
 		}
+	}
+}
+
+// TestCLICallsQuietAtDebug: a client on the socket closes politely, so
+// even at debug the daemon does not log a goodbye that could not be sent.
+func TestCLICallsQuietAtDebug(t *testing.T) {
+	var buf syncBuf
+	n, _ := startNodeLevel(t, &buf, slog.LevelDebug)
+	ctx := context.Background()
+	for range 10 {
+		c, err := client.DialRepo(ctx, n.cfg.Repo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Whoami(ctx); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	time.Sleep(100 * time.Millisecond)
+	if s := buf.String(); strings.Contains(s, "goodbye not sent") || strings.Contains(s, "broken pipe") {
+		t.Errorf("goodbye noise:\n%s", s)
+	}
+	if got := strings.Count(buf.String(), "method=whoami"); got < 10 {
+		t.Errorf("%d whoami calls logged at debug, want 10", got)
 	}
 }

@@ -340,10 +340,46 @@ func TestRemoteHandshakeErrors(t *testing.T) {
 		})
 	}
 
+	// The daemon dialling for `sbot connect`: the same distinctions.
+	node2, _ := testNode(t, t.TempDir(), "127.0.0.1:0")
+	id2 := node2.ID()
+	for _, tc := range []cliCase{
+		{name: "connect ok", args: []string{"connect", "net:" + node2.TCPAddr() + "~shs:" + base64.StdEncoding.EncodeToString(id2[:])}, stdout: `"connected":true`},
+		{name: "connect wrong key", args: []string{"connect", "net:" + node2.TCPAddr() + "~shs:" + base64.StdEncoding.EncodeToString(other.ID[:])}, code: 1, stderr: "connect: the peer did not accept the handshake"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkCase(t, tc, sbotRun(t, "", append(tc.args, "--repo", repo, "--timeout", "20s")...))
+		})
+	}
+
 	// Blocked: the server hangs up at the same step as for a wrong key.
 	if r := sbotRun(t, "", "block", kp.ID.String(), "--repo", repo); r.code != 0 {
 		t.Fatalf("block: %d %s", r.code, r.stderr)
 	}
 	checkCase(t, cliCase{code: 1, stderr: "did not accept the handshake"},
 		sbotRun(t, "", "call", "manifest", "--remote", good, "--repo", repo, "--key", keyFile, "--timeout", "10s"))
+}
+
+// FuzzHumanMessage: error texts come from the daemon or a remote peer;
+// cleaning them never panics, never loses the last part of the message
+// and never returns nothing for something.
+func FuzzHumanMessage(f *testing.F) {
+	for _, s := range []string{
+		"publish: classic: create: content.type is 1 UTF-16 units, want 3..52",
+		"invalid options: json: cannot unmarshal array into Go value of type history.Options",
+		"json: cannot unmarshal string into Go struct field Options.limit of type int",
+		"a: b: ", ": ", "x: ", "",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, msg string) {
+		got := humanMessage(msg)
+		if msg != "" && got == "" {
+			t.Fatalf("humanMessage(%q) is empty", msg)
+		}
+		if !strings.Contains(msg, "cannot unmarshal") && !strings.HasSuffix(msg, got) {
+			t.Fatalf("humanMessage(%q) = %q, not a suffix", msg, got)
+		}
+		_ = humanRemoteDialMessage(msg)
+	})
 }

@@ -14,6 +14,8 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -50,7 +52,51 @@ func DialRepo(ctx context.Context, repo string) (*Client, error) {
 	default:
 		return nil, fmt.Errorf("connect to %s: %w", path, err)
 	}
-	return New(ctx, c, nil), nil
+	return New(ctx, newPoliteConn(c), nil), nil
+}
+
+// politeCloseWait bounds how long Close waits for the daemon's goodbye.
+const politeCloseWait = 200 * time.Millisecond
+
+// politeConn lets the daemon answer our goodbye before the socket goes
+// away: Close half-closes (the daemon reads our goodbye, then EOF), waits
+// until the next read returns (the daemon's goodbye, or EOF) or
+// politeCloseWait passes, and only then closes. Without it every CLI call
+// ended with the daemon's goodbye hitting a closed socket (EPIPE).
+type politeConn struct {
+	net.Conn
+	closing atomic.Bool
+	read    chan struct{} // closed when a read returns after Close began
+	once    sync.Once
+}
+
+func newPoliteConn(c net.Conn) net.Conn {
+	if _, ok := c.(interface{ CloseWrite() error }); !ok {
+		return c
+	}
+	return &politeConn{Conn: c, read: make(chan struct{})}
+}
+
+func (c *politeConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if c.closing.Load() || err != nil {
+		c.once.Do(func() { close(c.read) })
+	}
+	return n, err
+}
+
+func (c *politeConn) Close() error {
+	if c.closing.CompareAndSwap(false, true) {
+		if err := c.Conn.(interface{ CloseWrite() error }).CloseWrite(); err == nil {
+			t := time.NewTimer(politeCloseWait)
+			select {
+			case <-c.read:
+			case <-t.C:
+			}
+			t.Stop()
+		}
+	}
+	return c.Conn.Close()
 }
 
 // isTimeout: err is a timeout, or ctx's deadline has passed (its timer may
