@@ -12,9 +12,9 @@ import (
 	"github.com/cask-ssb/cask/feeds"
 	"github.com/cask-ssb/cask/feeds/store"
 	"github.com/cask-ssb/cask/muxrpc"
-	"github.com/cask-ssb/cask/plugins/service"
 	"github.com/cask-ssb/cask/plugins/history"
 	"github.com/cask-ssb/cask/plugins/kvt"
+	"github.com/cask-ssb/cask/plugins/service"
 )
 
 // Store is what the log methods read.
