@@ -405,8 +405,12 @@ func (m *connManager) handler(c *conn) muxrpc.Handler {
 	})
 }
 
+// refuseWindow is how long a refused connection waits for the peer's
+// first call, to answer it with the reason.
+const refuseWindow = 5 * time.Second
+
 // refuse answers every call of a connection we do not keep with reason,
-// then closes it: after the first answer, or after two seconds.
+// then closes it: after the first answer, or after refuseWindow.
 func (m *connManager) refuse(life context.Context, raw net.Conn, remote ed25519.PublicKey, reason string) {
 	m.wg.Add(1)
 	go func() {
@@ -425,7 +429,7 @@ func (m *connManager) refuse(life context.Context, raw net.Conn, remote ed25519.
 			}
 		})
 		e := muxrpc.NewEndpoint(life, raw, h, muxrpc.Options{RemoteKey: remote, MaxStreams: 4})
-		t := time.NewTimer(2 * time.Second)
+		t := time.NewTimer(refuseWindow)
 		select {
 		case <-answered:
 			// Let the answer reach the peer before the goodbye.
@@ -520,6 +524,13 @@ func (m *connManager) dropPeer(peer feeds.FeedRef, reason string) bool {
 	return true
 }
 
+// peakPeers is the most peers connected at once so far.
+func (m *connManager) peakPeers() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.peak
+}
+
 // connected lists the connections with remote peers, oldest first.
 func (m *connManager) connected() []*conn {
 	m.mu.Lock()
@@ -545,6 +556,9 @@ func (m *connManager) peer(id feeds.FeedRef) *conn {
 func (m *connManager) dial(ctx context.Context, a feeds.Address) (c *conn, err error) {
 	if a.Key == m.n.keys.ID {
 		return nil, errors.New("connect: that is our own address")
+	}
+	if m.n.graph.Blocks(m.n.keys.ID, a.Key) {
+		return nil, fmt.Errorf("connect %s: we block this peer", a)
 	}
 	m.mu.Lock()
 	if m.closed || m.life == nil {
@@ -657,6 +671,9 @@ func (m *connManager) keepLoop(ctx context.Context, t *target) {
 			m.setTarget(t, func(t *target) { t.lastErr = why })
 			if m.n.now().Sub(c.since) > maxWait {
 				wait = minWait
+			}
+			if m.peer(a.Key) != nil {
+				continue // the peer dialled again (or we did): watch that one
 			}
 		}
 		m.setTarget(t, func(t *target) { t.state = "backoff"; t.next = m.n.now().Add(wait) })

@@ -182,6 +182,7 @@ func TestBlockEndsConnection(t *testing.T) {
 	if _, err := ca.Publish(ctx, map[string]any{"type": "contact", "contact": b.ID().String(), "blocking": true}); err != nil {
 		t.Fatal(err)
 	}
+	blockSeq, _, _, _ := a.Store().Latest(a.ID())
 	waitUntil(t, "A to drop B", func() bool { return a.conns.peer(b.ID()) == nil && b.conns.peer(a.ID()) == nil })
 	post(cb, "b2") // reaches C, which still replicates with A
 	waitLatest(t, c, b.ID(), 2)
@@ -197,8 +198,9 @@ func TestBlockEndsConnection(t *testing.T) {
 	if seq, _, _, _ := a.Store().Latest(b.ID()); seq != 1 {
 		t.Errorf("A stored B's feed up to %d after blocking B, want 1", seq)
 	}
-	if seq, _, _, _ := b.Store().Latest(a.ID()); seq != 1 {
-		t.Errorf("B got A's feed up to %d after A blocked B, want 1", seq)
+	// B may have got the block message itself, nothing after it.
+	if seq, _, _, _ := b.Store().Latest(a.ID()); seq > blockSeq {
+		t.Errorf("B got A's feed up to %d after A blocked B at %d", seq, blockSeq)
 	}
 }
 
@@ -220,7 +222,8 @@ func TestMaxConnsBurst(t *testing.T) {
 	var (
 		mu      sync.Mutex
 		in      []*client.Client
-		full    atomic.Int32
+		full    atomic.Int32 // told "server full"
+		closed  atomic.Int32 // closed before their call was answered (slow client)
 		other   []error
 		wg      sync.WaitGroup
 		release = make(chan struct{})
@@ -248,6 +251,8 @@ func TestMaxConnsBurst(t *testing.T) {
 				return
 			case IsFull(err):
 				full.Add(1)
+			case errors.Is(err, muxrpc.ErrClosed):
+				closed.Add(1)
 			default:
 				mu.Lock()
 				other = append(other, err)
@@ -259,13 +264,14 @@ func TestMaxConnsBurst(t *testing.T) {
 	waitUntil(t, "every dial to be answered", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(in)+int(full.Load())+len(other) == 200
+		return len(in)+int(full.Load())+int(closed.Load())+len(other) == 200
 	})
 	anonMax := n.conns.anonMax
-	if len(in) != anonMax || int(full.Load()) != 200-anonMax || len(other) != 0 {
-		t.Fatalf("%d in, %d told full, other errors %v; want %d in (the anonymous share of %d)", len(in), full.Load(), other, anonMax, max)
+	if len(in) != anonMax || int(full.Load()+closed.Load()) != 200-anonMax || full.Load() == 0 || len(other) != 0 {
+		t.Fatalf("%d in, %d told full, %d closed, other errors %v; want %d in (the anonymous share of %d), the rest told full", len(in), full.Load(), closed.Load(), other, anonMax, max)
 	}
-	if p := n.conns.peak; p > max {
+	t.Logf("%d in, %d told full, %d closed before they called", len(in), full.Load(), closed.Load())
+	if p := n.conns.peakPeers(); p > max {
 		t.Fatalf("peak of %d connections with --max-conns %d", p, max)
 	}
 	// Fill the reserved slots with followed peers (the owner's own dials
@@ -307,7 +313,7 @@ func TestMaxConnsBurst(t *testing.T) {
 	if k := len(n.conns.connected()); k > max || evicted != 1 {
 		t.Fatalf("%d connected, %d evicted; want at most %d and 1", k, evicted, max)
 	}
-	if p := n.conns.peak; p > max {
+	if p := n.conns.peakPeers(); p > max {
 		t.Fatalf("peak of %d connections with --max-conns %d", p, max)
 	}
 	close(release)
@@ -420,6 +426,10 @@ func TestRememberedPeerRedialled(t *testing.T) {
 
 	a2, _ := runNode(t, cfg)
 	waitUntil(t, "A to redial the remembered B after a restart", func() bool { return peersOf(b, a2.ID()) == 1 })
+	waitUntil(t, "B's state to be connected", func() bool {
+		rep := a2.conns.Peers()
+		return len(rep.Configured) == 1 && rep.Configured[0].State == "connected"
+	})
 	rep := a2.conns.Peers()
 	if len(rep.Configured) != 1 || rep.Configured[0].Source != "remembered" || rep.Configured[0].State != "connected" {
 		t.Fatalf("configured peers = %+v", rep.Configured)
