@@ -178,9 +178,13 @@ type dialCall struct {
 
 // target is a peer the node keeps connected: --peers or connect --remember.
 type target struct {
-	addr     feeds.Address
-	source   string // "config" or "remembered"
-	state    string // "connected", "dialling", "backoff", "idle"
+	addr   feeds.Address
+	source string // "config" or "remembered"
+	state  string // "connected", "dialling", "backoff", "paused", "idle"
+	// paused: the owner disconnected it; not redialled until a connect to
+	// it (or a restart).
+	paused   bool
+	wake     chan struct{} // a connect resumes a paused or backing-off keeper
 	failures int
 	next     time.Time
 	lastErr  string
@@ -617,16 +621,27 @@ func (m *connManager) keep(a feeds.Address, source string) {
 		if source == "remembered" && t.source == "remembered" {
 			t.addr = a
 		}
+		m.resumeLocked(t)
 		return
 	}
 	ctx, cancel := context.WithCancel(m.life)
-	t := &target{addr: a, source: source, state: "idle", cancel: cancel}
+	t := &target{addr: a, source: source, state: "idle", cancel: cancel, wake: make(chan struct{}, 1)}
 	m.targets[a.Key] = t
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
 		m.keepLoop(ctx, t)
 	}()
+}
+
+// resumeLocked ends a pause (or a back-off) of t: the owner asked to
+// connect.
+func (m *connManager) resumeLocked(t *target) {
+	t.paused = false
+	select {
+	case t.wake <- struct{}{}:
+	default:
+	}
 }
 
 func (m *connManager) setTarget(t *target, f func(t *target)) {
@@ -640,8 +655,20 @@ func (m *connManager) keepLoop(ctx context.Context, t *target) {
 	wait := minWait
 	for ctx.Err() == nil {
 		m.mu.Lock()
-		a := t.addr
+		a, paused := t.addr, t.paused
+		if paused {
+			t.state = "paused"
+		}
 		m.mu.Unlock()
+		if paused {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.wake:
+				wait = minWait
+				continue
+			}
+		}
 		c := m.peer(a.Key)
 		if c == nil {
 			m.setTarget(t, func(t *target) { t.state = "dialling" })
@@ -656,6 +683,13 @@ func (m *connManager) keepLoop(ctx context.Context, t *target) {
 			}
 		}
 		if c != nil {
+			m.mu.Lock()
+			paused := t.paused
+			m.mu.Unlock()
+			if paused {
+				m.dropPeer(c.id, "disconnected by the owner")
+				continue
+			}
 			m.setTarget(t, func(t *target) { t.state = "connected"; t.failures = 0 })
 			select {
 			case <-c.e.Done():
@@ -682,6 +716,10 @@ func (m *connManager) keepLoop(ctx context.Context, t *target) {
 		case <-ctx.Done():
 			timer.Stop()
 			return
+		case <-t.wake:
+			timer.Stop()
+			wait = minWait
+			continue
 		case <-timer.C:
 		}
 		wait = min(wait*2, maxWait)
@@ -730,6 +768,12 @@ func (m *connManager) ConnectAddress(ctx context.Context, address string, rememb
 			return err
 		}
 		m.keep(a, "remembered")
+	} else {
+		m.mu.Lock()
+		if t := m.targets[a.Key]; t != nil {
+			m.resumeLocked(t)
+		}
+		m.mu.Unlock()
 	}
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -751,14 +795,17 @@ func (m *connManager) Disconnect(ctx context.Context, target string, forget bool
 	if err != nil {
 		return false, fmt.Errorf("disconnect: want a feed id or a peer address: %w", err)
 	}
-	if forget {
-		m.mu.Lock()
-		t := m.targets[id]
-		if t != nil && t.source == "remembered" {
+	m.mu.Lock()
+	if t := m.targets[id]; t != nil {
+		if forget && t.source == "remembered" {
 			t.cancel()
 			delete(m.targets, id)
+		} else {
+			t.paused = true // until the owner connects to it again
 		}
-		m.mu.Unlock()
+	}
+	m.mu.Unlock()
+	if forget {
 		if err := m.forgetPeer(id); err != nil {
 			return false, err
 		}

@@ -83,8 +83,13 @@ func TestPeersCLI(t *testing.T) {
 		}
 		return true
 	})
-	if r := peersOf(t, repoA); len(r.Configured) != 1 || r.Configured[0].LastError == "" {
-		t.Fatalf("configured after disconnect = %+v, want B with the reason", r.Configured)
+	eventually(t, "B's keeper to pause", func() bool {
+		r := peersOf(t, repoA)
+		return len(r.Configured) == 1 && r.Configured[0].State == "paused"
+	})
+	time.Sleep(1500 * time.Millisecond) // past the first back-off: still not redialled
+	if r := peersOf(t, repoA); len(r.Connected) != 0 || r.Configured[0].LastError != "disconnected by the owner" {
+		t.Fatalf("after disconnect: %+v, want B paused, not connected, with the reason", r)
 	}
 
 	// Restart A: it dials the remembered B by itself.

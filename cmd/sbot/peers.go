@@ -51,7 +51,7 @@ func addPeerCmds(root *cobra.Command) {
 	})
 	connect.Flags().Bool("remember", false, "remember the peer in REPO/peers.json: redial it with back-off whenever the connection ends, and after restarts")
 
-	disconnect := peerCmd("disconnect ADDR|FEED", "End the connection with a peer; --forget also stops redialling a remembered peer", exactly(1), func(cmd *cobra.Command, args []string, ctx context.Context, c *client.Client, enc *jsonOut) error {
+	disconnect := peerCmd("disconnect ADDR|FEED", "End the connection with a peer (a configured or remembered one is not redialled until the next connect); --forget also removes a remembered peer", exactly(1), func(cmd *cobra.Command, args []string, ctx context.Context, c *client.Client, enc *jsonOut) error {
 		if _, err := feeds.ParseFeedRef(args[0]); err != nil {
 			if _, err := feeds.ParseAddress(args[0]); err != nil {
 				return usageErr("disconnect: want a feed id (@…=.ed25519) or a peer address")

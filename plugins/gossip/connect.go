@@ -17,8 +17,9 @@ type Connector interface {
 	// so that it is redialled with back-off, after restarts too.
 	ConnectAddress(ctx context.Context, address string, remember bool) error
 	// Disconnect ends the connection with a peer named by an address or a
-	// feed id and reports whether there was one. forget also removes the
-	// peer from the remembered ones (it is then no longer redialled).
+	// feed id and reports whether there was one. A configured or
+	// remembered peer is not redialled until the owner connects to it
+	// again; forget also removes it from the remembered ones.
 	Disconnect(ctx context.Context, target string, forget bool) (bool, error)
 	// Peers reports connected and configured peers.
 	Peers() Report
@@ -46,7 +47,8 @@ type Configured struct {
 	Address string `json:"address"`
 	ID      string `json:"id"`
 	Source  string `json:"source"` // "config" (--peers) or "remembered" (connect --remember)
-	// State is "connected", "dialling" or "backoff".
+	// State is "connected", "dialling", "backoff" or "paused" (the owner
+	// disconnected it: not redialled until connected again or a restart).
 	State     string `json:"state"`
 	Failures  int    `json:"failures"`            // dials failed in a row
 	NextDial  int64  `json:"nextDial,omitempty"`  // ms since epoch, in back-off
