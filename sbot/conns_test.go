@@ -225,16 +225,16 @@ func TestMaxConnsBurst(t *testing.T) {
 	caps, _ := Defaults("").CapsKey()
 	addr := tcpAddr(t, n)
 	var (
-		mu      sync.Mutex
-		in      []*client.Client
-		full    atomic.Int32 // told "server full"
+		mu   sync.Mutex
+		in   []*client.Client
+		full atomic.Int32 // told "server full"
 		// handshakes that timed out on a loaded machine: they never got in
 		// either (handshake floods are issue 9.1's business)
 		shsFailed atomic.Int32
-		closed  atomic.Int32 // closed before their call was answered (slow client)
-		other   []error
-		wg      sync.WaitGroup
-		release = make(chan struct{})
+		closed    atomic.Int32 // closed before their call was answered (slow client)
+		other     []error
+		wg        sync.WaitGroup
+		release   = make(chan struct{})
 	)
 	for range 200 {
 		wg.Add(1)
