@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cask-ssb/cask/feeds"
+	"github.com/cask-ssb/cask/muxrpc"
 	"github.com/cask-ssb/cask/plugins/gossip"
 )
 
@@ -172,8 +173,18 @@ func (m *connManager) ConnectAddress(ctx context.Context, address string, rememb
 	}
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	_, err = m.dial(dctx, a)
-	return err
+	c, err := m.dial(dctx, a)
+	if err != nil {
+		return err
+	}
+	// A full peer completes the handshake, then answers every call with
+	// "server full": ask for its manifest so the owner hears it now.
+	var manifest map[string]any
+	if err := c.e.Async(dctx, &manifest, muxrpc.Method{"manifest"}); IsFull(err) {
+		m.dropPeer(c.id, "peer is full: "+err.Error())
+		return fmt.Errorf("connect %s: %w", a, err)
+	}
+	return nil
 }
 
 // Disconnect implements gossip.Connector.

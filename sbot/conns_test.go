@@ -336,6 +336,31 @@ func TestMaxConnsBurst(t *testing.T) {
 	wg.Wait()
 }
 
+// TestConnectToFullPeer: the owner's connect to a full daemon fails with
+// the peer's "server full", not with an opaque handshake error.
+func TestConnectToFullPeer(t *testing.T) {
+	b, _ := startNodeWith(t, t.TempDir(), func(cfg *Config) { cfg.MaxConns = 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	caps, _ := Defaults("").CapsKey()
+	kp, _ := feeds.GenerateKeyPair(nil)
+	filler, err := client.DialTCP(ctx, tcpAddr(t, b), kp, caps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer filler.Close()
+	var has bool
+	if err := filler.Endpoint().Async(ctx, &has, muxrpc.Method{"blobs", "has"}, "&"+strings.Repeat("A", 43)+"=.sha256"); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := startNode(t)
+	err = a.ConnectAddress(ctx, tcpAddr(t, b))
+	if !IsFull(err) || !strings.Contains(err.Error(), "max-conns 1") {
+		t.Fatalf("connect to a full peer = %v, want its server full error", err)
+	}
+	waitUntil(t, "A to drop the refused connection", func() bool { return a.conns.peer(b.ID()) == nil })
+}
+
 // flakyListener fails its Accepts while fail is set.
 type flakyListener struct {
 	net.Listener
