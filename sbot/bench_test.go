@@ -7,7 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/cask-ssb/cask/bench/fill"
 	"github.com/cask-ssb/cask/sbot"
@@ -28,17 +27,16 @@ func benchNode(b *testing.B, repo string) (*sbot.Node, *client.Client) {
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- n.Serve(ctx) }()
-	var c *client.Client
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		c, err = client.DialRepo(ctx, repo)
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			cancel()
-			b.Fatalf("daemon socket did not come up: %v", err)
-		}
-		time.Sleep(5 * time.Millisecond)
+	select {
+	case <-n.Ready():
+	case err := <-served:
+		cancel()
+		b.Fatalf("serve: %v", err)
+	}
+	c, err := client.DialRepo(ctx, repo)
+	if err != nil {
+		cancel()
+		b.Fatal(err)
 	}
 	b.Cleanup(func() {
 		c.Close()

@@ -8,7 +8,6 @@ import (
 
 	"github.com/cask-ssb/cask/feeds"
 	"github.com/cask-ssb/cask/feeds/classic"
-	"github.com/cask-ssb/cask/muxrpc"
 )
 
 // ebtPolicy: with a peer we replicate our own feed, the peer's feed, the
@@ -93,29 +92,4 @@ func (g ebtIngester) Ingest(ctx context.Context, peer feeds.FeedRef, raw []json.
 		}
 	}
 	return nil
-}
-
-// peerOf returns the remote feed of a call from another peer.
-func (n *Node) peerOf(req *muxrpc.Request) (feeds.FeedRef, bool) {
-	rk := req.RemoteKey()
-	if rk == nil || n.isOwner(rk) {
-		return feeds.FeedRef{}, false
-	}
-	return refOf(rk), true
-}
-
-// drop disconnects every connection with peer.
-func (n *Node) drop(peer feeds.FeedRef, err error) {
-	n.mu.Lock()
-	var eps []*muxrpc.Endpoint
-	for e, p := range n.peers {
-		if p.id == peer && p.direction != "unix" {
-			eps = append(eps, e)
-		}
-	}
-	n.mu.Unlock()
-	for _, e := range eps {
-		n.log.Warn("disconnecting peer", "peer", peer.String(), "reason", err)
-		e.Close()
-	}
 }

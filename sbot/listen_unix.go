@@ -1,7 +1,7 @@
 package sbot
 
 import (
-	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,42 +10,31 @@ import (
 	"syscall"
 )
 
-// listenUnix opens REPO/socket with mode 0600. Connections on it are the
+// unixListener opens REPO/socket with mode 0600. Connections on it are the
 // owner's: no handshake, every method allowed. We hold the repo lock, so a
 // socket file left behind by a killed daemon can safely be removed.
-func (n *Node) listenUnix() (net.Listener, error) {
+func (n *Node) unixListener() *listener {
 	path := n.cfg.SocketPath()
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
-	}
-	// umask so the socket is never, even briefly, accessible to others.
-	old := syscall.Umask(0o177)
-	l, err := net.Listen("unix", path)
-	syscall.Umask(old)
-	if err != nil {
-		return nil, fmt.Errorf("listen on unix socket %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		l.Close()
-		return nil, fmt.Errorf("chmod socket: %w", err)
-	}
-	return l, nil
-}
-
-func (n *Node) serveUnix(ctx context.Context, l net.Listener) {
-	defer n.wg.Done()
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			if ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
-				n.log.Error("unix socket accept failed", "err", err)
+	return &listener{
+		name: "unix",
+		open: func() (net.Listener, error) {
+			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
 			}
-			return
-		}
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
-			n.runPeer(ctx, c, nil, "unix", "in")
-		}()
+			// umask so the socket is never, even briefly, accessible to others.
+			old := syscall.Umask(0o177)
+			l, err := net.Listen("unix", path)
+			syscall.Umask(old)
+			if err != nil {
+				return nil, fmt.Errorf("listen on unix socket %s: %w", path, err)
+			}
+			if err := os.Chmod(path, 0o600); err != nil {
+				l.Close()
+				return nil, fmt.Errorf("chmod socket: %w", err)
+			}
+			return l, nil
+		},
+		accepted: func(net.Conn) (ed25519.PublicKey, string, error) { return nil, "unix", nil },
+		address:  func(net.Listener) string { return "unix:" + path },
 	}
 }

@@ -22,8 +22,18 @@ import (
 // startNode runs an in-process node on a temp repo.
 func startNode(t *testing.T) (*Node, *client.Client) {
 	t.Helper()
-	cfg := Defaults(t.TempDir())
+	return startNodeWith(t, t.TempDir(), nil)
+}
+
+// startNodeWith runs an in-process node on repo, with edit applied to its
+// configuration; it returns once the node is Ready.
+func startNodeWith(t *testing.T, repo string, edit func(*Config)) (*Node, *client.Client) {
+	t.Helper()
+	cfg := Defaults(repo)
 	cfg.Listen = "127.0.0.1:0"
+	if edit != nil {
+		edit(&cfg)
+	}
 	n, err := New(Options{Config: cfg})
 	if err != nil {
 		t.Fatal(err)
@@ -31,23 +41,26 @@ func startNode(t *testing.T) (*Node, *client.Client) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- n.Serve(ctx) }()
-	t.Cleanup(func() {
+	var stopped bool
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("serve: %v", err)
 		}
-	})
-	var c *client.Client
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err = client.DialRepo(context.Background(), cfg.Repo)
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	}
+	t.Cleanup(stop)
+	select {
+	case <-n.Ready():
+	case err := <-done:
+		t.Fatalf("serve: %v", err)
+	}
+	c, err := client.DialRepo(context.Background(), cfg.Repo)
+	if err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
 	return n, c

@@ -13,6 +13,7 @@ import (
 	"github.com/cask-ssb/cask/muxrpc"
 	"github.com/cask-ssb/cask/plugins/history"
 	"github.com/cask-ssb/cask/plugins/logstream"
+	"github.com/cask-ssb/cask/plugins/service"
 )
 
 // OfflineStore is the store of a repo opened without a daemon (for
@@ -65,9 +66,11 @@ func openOffline(repo string) (*OfflineStore, error) {
 // the other end, so a client reads a stopped daemon's repo exactly as it
 // reads a running one. stop ends the server side; call it before Close.
 func (o *OfflineStore) ReadConn(ctx context.Context) (conn net.Conn, stop func()) {
-	m := muxrpc.NewMux()
-	history.Register(m, o.Store)
-	logstream.Register(m, o.Store)
+	// Every caller of this in-memory connection is the local owner.
+	m, err := service.MountAll(history.Service(o.Store), logstream.Service(o.Store))
+	if err != nil {
+		panic(err) // two fixed services: a duplicate is a programming error
+	}
 	srv, cli := net.Pipe()
 	e := muxrpc.NewEndpoint(context.WithoutCancel(ctx), srv, m, muxrpc.Options{})
 	return cli, func() { e.Close() }

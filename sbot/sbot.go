@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -25,6 +24,7 @@ import (
 	"github.com/cask-ssb/cask/plugins/history"
 	"github.com/cask-ssb/cask/plugins/logstream"
 	"github.com/cask-ssb/cask/plugins/publish"
+	"github.com/cask-ssb/cask/plugins/service"
 	"github.com/cask-ssb/cask/plugins/status"
 	"github.com/cask-ssb/cask/plugins/whoami"
 )
@@ -58,27 +58,23 @@ type Node struct {
 	verifier *classic.Verifier
 	ebt      *ebt.Replicator
 	// graph is the follow/block graph, rebuilt from the log on start.
-	graph   *contacts.Graph
-	blobs   *blobsplugin.Manager
-	started time.Time
+	graph *contacts.Graph
+	blobs *blobsplugin.Manager
+	// services are the plugins the node runs: their methods and hooks.
+	services []service.Service
+	// conns owns every connection; listeners and dialers are its
+	// transports, one file per transport and direction.
+	conns     *connManager
+	listeners []*listener
+	dialers   map[string]dialer
+	ready     chan struct{}
 	// progress logs replication progress while messages arrive.
 	progress *syncProgress
+	started  time.Time
 
-	mu        sync.Mutex
-	serveCtx  context.Context // set by Serve: lifetime of outgoing connections
-	peers     map[*muxrpc.Endpoint]*peerInfo
-	listeners []net.Listener
-	listen    []string
-	wg        sync.WaitGroup
-	closed    bool
-}
-
-type peerInfo struct {
-	id        feeds.FeedRef
-	address   string
-	direction string
-	since     time.Time
-	repl      string // replication kind, for the logs: ebt, legacy, none
+	mu     sync.Mutex
+	listen []string
+	closed bool
 }
 
 // New opens the repo and prepares the node; Serve starts the network.
@@ -123,8 +119,11 @@ func New(opts Options) (*Node, error) {
 		}
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	n := &Node{cfg: cfg, log: log, now: now, caps: caps, store: st, peers: map[*muxrpc.Endpoint]*peerInfo{}}
+	n := &Node{cfg: cfg, log: log, now: now, caps: caps, store: st, ready: make(chan struct{})}
 	fail := func(err error) (*Node, error) {
+		if n.writer != nil {
+			n.writer.stop()
+		}
 		st.Close()
 		return nil, err
 	}
@@ -150,22 +149,48 @@ func New(opts Options) (*Node, error) {
 	if err != nil {
 		return fail(err)
 	}
-	n.progress = newSyncProgress(n.keys.ID)
-	n.writer.onAppend = func(m *classic.Message) {
-		n.progress.add(m.Author)
-		if m.ContentType() == "contact" && n.graph.Apply(m.Author, m.ContentJSON()) && m.Author == n.keys.ID {
-			go n.ebt.Refresh() // our follows changed: ask running sessions for new feeds
-		}
-	}
 	bs, err := blobstore.Open(filepath.Join(cfg.Repo, "blobs"), 0)
 	if err != nil {
 		return fail(err)
 	}
 	n.blobs = blobsplugin.New(bs, log.With("component", "blobs"))
 	n.verifier = classic.NewVerifier(nil)
-	n.ebt = ebt.New(n.store, ebtIngester{n}, ebtPolicy{n}, log.With("component", "ebt"))
+	n.ebt = ebt.New(n.store, blockFilter{n, ebtIngester{n}}, ebtPolicy{n}, log.With("component", "ebt"))
 	n.ebt.Drop = n.drop
-	n.mux = n.buildMux()
+	if n.conns, err = newConnManager(n); err != nil {
+		return fail(err)
+	}
+	n.listeners = n.transports()
+	n.dialers = map[string]dialer{"": n.dialTCP, feeds.TransportNet: n.dialTCP}
+
+	n.services = []service.Service{
+		whoami.Service(n.keys.ID),
+		gossip.PingService(gossip.Options{Now: n.now}),
+		gossip.Service(n.conns),
+		history.Service(n.store),
+		logstream.Service(n.store),
+		publish.Service(n.writer),
+		status.Service(n),
+		n.ebt.Service(n.peerOf),
+		friends.Service(n.graph, n.keys.ID, n.cfg.Hops),
+		n.blobs.Service(),
+		n.contactsService(),
+		n.replicationService(),
+	}
+	n.mux = muxrpc.NewMux()
+	isOwner := func(req *muxrpc.Request) bool { return n.isOwner(req.RemoteKey()) }
+	if err := service.Mount(n.mux, isOwner, n.services...); err != nil {
+		return fail(err)
+	}
+	n.progress = newSyncProgress(n.keys.ID)
+	n.writer.onAppend = func(m *classic.Message) {
+		n.progress.add(m.Author)
+		for _, s := range n.services {
+			if s.OnAppend != nil {
+				s.OnAppend(m)
+			}
+		}
+	}
 	return n, nil
 }
 
@@ -175,41 +200,9 @@ func (n *Node) ID() feeds.FeedRef { return n.keys.ID }
 // Store gives tests and tools read access to the store.
 func (n *Node) Store() *store.Store { return n.store }
 
-// anonymous lists what a peer that is not the owner may call: the read
-// methods the JS stack lets anonymous peers call (ssb-server refuses even
-// whoami to them: checked against the interop kit's peer).
-var anonymous = map[string]bool{
-	"manifest":            true,
-	"gossip.ping":         true,
-	"ebt.replicate":       true,
-	"ebt.clock":           true,
-	"blobs.get":           true,
-	"blobs.getSlice":      true,
-	"blobs.has":           true,
-	"blobs.createWants":   true,
-	"createHistoryStream": true,
-}
-
-func (n *Node) buildMux() *muxrpc.Mux {
-	m := muxrpc.NewMux()
-	whoami.Register(m, n.keys.ID)
-	gossip.Register(m, gossip.Options{Now: n.now})
-	gossip.RegisterConnect(m, n)
-	history.Register(m, n.store)
-	logstream.Register(m, n.store)
-	publish.Register(m, n.writer)
-	status.Register(m, n)
-	n.ebt.Register(m, n.peerOf)
-	friends.Register(m, n.graph, n.keys.ID, n.cfg.Hops)
-	n.blobs.Register(m)
-	m.Allow = func(ctx context.Context, req *muxrpc.Request) bool {
-		if n.isOwner(req.RemoteKey()) {
-			return true
-		}
-		return anonymous[req.Method.String()]
-	}
-	return m
-}
+// Ready is closed once Serve listens on every transport: the socket and
+// the TCP address accept connections from then on.
+func (n *Node) Ready() <-chan struct{} { return n.ready }
 
 // isOwner: the unix socket (no remote key) or our own key over TCP.
 func (n *Node) isOwner(rk ed25519.PublicKey) bool {
@@ -239,13 +232,10 @@ func (n *Node) Status() status.Report {
 	}
 	n.mu.Lock()
 	r.Listen = append([]string{}, n.listen...)
-	for _, p := range n.peers {
-		if p.direction == "unix" {
-			continue
-		}
-		r.Peers = append(r.Peers, status.Peer{ID: p.id.String(), Address: p.address, Direction: p.direction, Since: p.since.UnixMilli()})
-	}
 	n.mu.Unlock()
+	for _, c := range n.conns.connected() {
+		r.Peers = append(r.Peers, status.Peer{ID: c.id.String(), Address: c.address, Direction: c.direction, Since: c.since.UnixMilli()})
+	}
 	return r
 }
 

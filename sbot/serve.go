@@ -2,66 +2,125 @@ package sbot
 
 import (
 	"context"
-	"crypto/ed25519"
 	"errors"
-	"log/slog"
+	"fmt"
 	"net"
 	"os"
 	"time"
 
-	"github.com/cask-ssb/cask/feeds"
-	"github.com/cask-ssb/cask/muxrpc"
-	"github.com/cask-ssb/cask/plugins/ebt"
+	"golang.org/x/sync/errgroup"
 )
 
-// Serve listens (unix socket, and TCP unless Listen is "" or "off") and
-// serves until ctx is cancelled; then it stops accepting, says goodbye to
-// every peer, lets the writer finish what it acknowledged and closes the
-// store. It returns nil after a clean shutdown.
+// Serve listens on every transport (unix socket, and TCP unless Listen is
+// "" or "off") and serves until ctx is cancelled or a listener fails for
+// good; then it stops accepting, says goodbye to every peer, lets the
+// writer finish what it acknowledged and closes the store. It returns nil
+// after a clean shutdown. Ready is closed once every listener is open.
 func (n *Node) Serve(ctx context.Context) error {
 	n.started = n.now()
-	n.mu.Lock()
-	n.serveCtx = ctx
-	n.mu.Unlock()
-	ul, err := n.listenUnix()
-	if err != nil {
-		n.Close()
-		return err
-	}
-	n.mu.Lock()
-	n.listeners = append(n.listeners, ul)
-	n.listen = append(n.listen, "unix:"+n.cfg.SocketPath())
-	n.mu.Unlock()
-	if n.cfg.Listen != "" && n.cfg.Listen != "off" {
-		tl, err := n.listenTCP()
+	opened := make([]net.Listener, 0, len(n.listeners))
+	for _, t := range n.listeners {
+		l, err := t.open()
 		if err != nil {
-			ul.Close()
-			n.Close()
+			for _, o := range opened {
+				o.Close()
+			}
+			return errors.Join(err, n.Close())
+		}
+		opened = append(opened, l)
+		n.mu.Lock()
+		n.listen = append(n.listen, t.address(l))
+		n.mu.Unlock()
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	if err := n.conns.start(gctx); err != nil {
+		for _, o := range opened {
+			o.Close()
+		}
+		return errors.Join(err, n.Close())
+	}
+	for i, t := range n.listeners {
+		g.Go(func() error { return n.supervise(gctx, i, t, opened[i]) })
+	}
+	for _, s := range n.services {
+		if s.Run != nil {
+			g.Go(func() error {
+				if err := s.Run(gctx); err != nil && gctx.Err() == nil {
+					return fmt.Errorf("service %s: %w", s.Name, err)
+				}
+				return nil
+			})
+		}
+	}
+	g.Go(func() error {
+		n.progress.run(gctx, syncProgressInterval, n.log, n.missingFeeds)
+		return nil
+	})
+	close(n.ready)
+	n.log.Info("sbot serving", "id", n.keys.ID.String(), "listen", n.Listen(), "repo", n.cfg.Repo)
+	err := g.Wait()
+	if err != nil {
+		n.log.Error("stopping the daemon", "err", err)
+	} else {
+		n.log.Info("shutting down")
+	}
+	return errors.Join(err, n.Close())
+}
+
+// supervise accepts on l until ctx ends. When Accept fails it reopens the
+// listener (5 attempts, backing off from 100 ms); when that fails too it
+// returns the error, which stops the daemon: a listener is never silently
+// gone.
+func (n *Node) supervise(ctx context.Context, i int, t *listener, l net.Listener) error {
+	for {
+		stop := context.AfterFunc(ctx, func() { l.Close() })
+		err := n.acceptLoop(t, l)
+		stop()
+		l.Close()
+		if ctx.Err() != nil {
+			return nil
+		}
+		n.log.Error("listener failed, restarting it", "transport", t.name, "err", err)
+		wait := 100 * time.Millisecond
+		for attempt := 1; ; attempt++ {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(wait):
+			}
+			var oerr error
+			if l, oerr = t.open(); oerr == nil {
+				break
+			}
+			if attempt == 5 {
+				return fmt.Errorf("%s listener failed (%w) and could not be restarted: %w", t.name, err, oerr)
+			}
+			wait *= 2
+		}
+		n.mu.Lock()
+		n.listen[i] = t.address(l)
+		n.mu.Unlock()
+		n.log.Info("listener restarted", "transport", t.name, "listen", t.address(l))
+	}
+}
+
+// acceptLoop hands every accepted connection to the connection manager
+// until Accept fails.
+func (n *Node) acceptLoop(t *listener, l net.Listener) error {
+	for {
+		c, err := l.Accept()
+		if err != nil {
 			return err
 		}
-		addr := tl.Addr().(*net.TCPAddr)
-		n.mu.Lock()
-		n.listeners = append(n.listeners, tl)
-		n.listen = append(n.listen, feeds.Address{Host: addr.IP.String(), Port: addr.Port, Key: n.keys.ID}.String())
-		n.mu.Unlock()
-		n.wg.Add(1)
-		go n.serveTCP(ctx, tl)
+		remote, address, err := t.accepted(c)
+		if err != nil {
+			n.log.Warn("dropping an accepted connection", "transport", t.name, "err", err)
+			c.Close()
+			continue
+		}
+		// Errors (full, closing) are logged and answered by the manager.
+		_, _ = n.conns.accept(c, remote, address, t.name, "in")
 	}
-	n.wg.Add(1)
-	go n.serveUnix(ctx, ul)
-	for _, p := range n.cfg.Peers {
-		n.wg.Add(1)
-		go n.keepConnected(ctx, p)
-	}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		n.progress.run(ctx, syncProgressInterval, n.log, n.missingFeeds)
-	}()
-	n.log.Info("sbot serving", "id", n.keys.ID.String(), "listen", n.Listen(), "repo", n.cfg.Repo)
-	<-ctx.Done()
-	n.log.Info("shutting down")
-	return n.Close()
 }
 
 // Listen returns the addresses the node listens on (after Serve started).
@@ -71,20 +130,19 @@ func (n *Node) Listen() []string {
 	return append([]string(nil), n.listen...)
 }
 
-// TCPAddr returns the TCP listen address, or "" if none.
+// TCPAddr returns the TCP listen address ("host:port"), or "" if none.
 func (n *Node) TCPAddr() string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	for _, l := range n.listeners {
-		if a, ok := l.Addr().(*net.TCPAddr); ok {
-			return a.String()
+	for _, l := range n.Listen() {
+		if a, err := parseNetAddr(l); err == nil {
+			return a
 		}
 	}
 	return ""
 }
 
-// Close shuts the node down: listeners, peers (goodbye), writer, store,
-// socket file and repo lock. It is safe to call more than once.
+// Close shuts the node down: every connection (goodbyes in parallel),
+// writer, store, socket file and repo lock. Serve calls it when ctx ends;
+// it is safe to call more than once.
 func (n *Node) Close() error {
 	n.mu.Lock()
 	if n.closed {
@@ -92,170 +150,12 @@ func (n *Node) Close() error {
 		return nil
 	}
 	n.closed = true
-	ls := n.listeners
-	eps := make([]*muxrpc.Endpoint, 0, len(n.peers))
-	for e := range n.peers {
-		eps = append(eps, e)
-	}
 	n.mu.Unlock()
-	for _, l := range ls {
-		l.Close()
-	}
-	done := make(chan struct{})
-	go func() {
-		for _, e := range eps {
-			e.Close()
-		}
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(3 * time.Second):
-		n.log.Warn("some peers did not say goodbye in time")
-	}
-	waited := make(chan struct{})
-	go func() { n.wg.Wait(); close(waited) }()
-	select {
-	case <-waited:
-	case <-time.After(5 * time.Second):
-		n.log.Warn("some connections are still closing")
-	}
+	n.conns.shutdown(5 * time.Second)
 	var errs []error
-	if n.writer != nil {
-		n.writer.stop()
-	}
+	n.writer.stop()
 	// Remove the socket while we still hold the repo (store) lock.
 	_ = os.Remove(n.cfg.SocketPath())
-	if n.store != nil {
-		errs = append(errs, n.store.Close())
-	}
+	errs = append(errs, n.store.Close())
 	return errors.Join(errs...)
-}
-
-// runPeer serves one connection until it ends.
-func (n *Node) runPeer(ctx context.Context, conn net.Conn, remote ed25519.PublicKey, address, direction string) {
-	log := n.log.With("addr", address)
-	var id feeds.FeedRef
-	if remote != nil {
-		id = refOf(remote)
-		log = log.With("peer", id.String())
-	} else {
-		id = n.keys.ID
-		direction = "unix"
-	}
-	n.mu.Lock()
-	if n.closed {
-		n.mu.Unlock()
-		conn.Close()
-		return
-	}
-	// calls reports the names of the peer's first calls: they tell which
-	// replication it speaks (see startReplication).
-	calls := make(chan string, 32)
-	debug := log.Enabled(ctx, slog.LevelDebug)
-	handler := muxrpc.HandlerFunc(func(ctx context.Context, req *muxrpc.Request) {
-		select {
-		case calls <- req.Method.String():
-		default:
-		}
-		if debug {
-			log.Debug("call", "method", req.Method.String(), "type", req.Type, "args", string(req.Args))
-		}
-		n.mux.HandleCall(ctx, req)
-	})
-	e := muxrpc.NewEndpoint(ctx, conn, handler, muxrpc.Options{
-		Logger:     log.With("component", "muxrpc"),
-		MaxStreams: n.cfg.MaxStreams,
-		RemoteKey:  remote,
-	})
-	n.peers[e] = &peerInfo{id: id, address: address, direction: direction, since: n.now()}
-	n.mu.Unlock()
-	if direction != "unix" {
-		log.Debug("peer connected", "direction", direction)
-		if !n.isOwner(remote) {
-			go n.startReplication(ctx, e, id, direction, calls, log)
-			go n.blobs.Connected(ctx, e)
-		} else {
-			n.peerUp(e, "none (our own key)", log)
-		}
-	} else {
-		log.Debug("local client connected")
-	}
-	<-e.Done()
-	n.mu.Lock()
-	repl, since := n.peers[e].repl, n.peers[e].since
-	delete(n.peers, e)
-	n.mu.Unlock()
-	if direction != "unix" {
-		if repl == "" {
-			repl = "none"
-		}
-		args := []any{"direction", direction, "replication", repl, "duration", n.now().Sub(since).Round(time.Second)}
-		if err := e.Err(); err != nil {
-			args = append(args, "err", err)
-		}
-		log.Info("peer disconnected", args...)
-	}
-}
-
-// peerUp records the replication kind of a connection and logs the one
-// "peer connected" line at info.
-func (n *Node) peerUp(e *muxrpc.Endpoint, repl string, log *slog.Logger) {
-	n.mu.Lock()
-	p := n.peers[e]
-	if p == nil || p.repl != "" {
-		n.mu.Unlock()
-		return
-	}
-	p.repl = repl
-	direction := p.direction
-	n.mu.Unlock()
-	log.Info("peer connected", "direction", direction, "replication", repl)
-}
-
-// startReplication picks how to replicate with a peer:
-//   - when we dialled, we open an EBT session (the dialler does, in
-//     ssb-ebt); a peer without EBT gets legacy replication instead;
-//   - when the peer dialled, it opens EBT itself if it speaks it; a legacy
-//     peer (ssb-replicate) calls createHistoryStream first. Legacy
-//     replication starts only after the peer's own calls: the JS legacy
-//     replicator misses a createHistoryStream that arrives before its
-//     connect hook ran, and then never asks us for a feed.
-func (n *Node) startReplication(ctx context.Context, e *muxrpc.Endpoint, peer feeds.FeedRef, direction string, calls <-chan string, log *slog.Logger) {
-	if direction == "out" {
-		// The session runs inside Start: it is EBT unless the peer
-		// refuses ebt.replicate, which it does at once.
-		up := time.AfterFunc(time.Second, func() { n.peerUp(e, "ebt", log) })
-		err := n.ebt.Start(ctx, e, peer)
-		up.Stop()
-		if ebt.IsMissing(err) {
-			n.peerUp(e, "legacy", log)
-			n.replicateFeed(ctx, e, peer, log)
-		} else if err != nil {
-			log.Debug("ebt session ended", "err", err)
-		}
-		return
-	}
-	timer := time.NewTimer(2 * time.Second)
-	defer timer.Stop()
-	for {
-		select {
-		case m := <-calls:
-			switch m {
-			case "ebt.replicate":
-				n.peerUp(e, "ebt", log)
-				return // the peer runs the EBT session
-			case "createHistoryStream":
-				n.peerUp(e, "legacy", log)
-				n.replicateFeed(ctx, e, peer, log)
-				return
-			}
-		case <-timer.C:
-			n.peerUp(e, "legacy", log)
-			n.replicateFeed(ctx, e, peer, log)
-			return
-		case <-e.Done():
-			return
-		}
-	}
 }

@@ -430,6 +430,7 @@ per line.`,
 	}
 	addClientFlags(call.Flags())
 	root.AddCommand(call)
+	addPeerCmds(root)
 }
 
 // callArgs parses the arguments of `sbot call`: JSON values, or raw

@@ -20,6 +20,7 @@ import (
 
 	"github.com/cask-ssb/cask/feeds"
 	"github.com/cask-ssb/cask/muxrpc"
+	"github.com/cask-ssb/cask/plugins/service"
 )
 
 // Store holds the blobs.
@@ -355,10 +356,11 @@ func parseArg(req *muxrpc.Request) (feeds.BlobRef, blobArg, error) {
 	return ref, a, nil
 }
 
-// Register adds the blobs methods to mux. Who may call what is the
-// daemon's business (mux.Allow).
-func (m *Manager) Register(mux *muxrpc.Mux) {
-	mux.RegisterSource(muxrpc.Method{"blobs", "createWants"}, m.serveWants)
+// Service declares the blobs methods: blobs.get, getSlice, has and
+// createWants for anyone (as ssb-blobs), add, size and want for the owner.
+// On every peer connection it runs the want/have exchange (Connected).
+func (m *Manager) Service() service.Service {
+	wants := service.Source("blobs.createWants", service.Anyone, m.serveWants)
 	get := func(ctx context.Context, req *muxrpc.Request, out *muxrpc.Sink, slice bool) error {
 		ref, a, err := parseArg(req)
 		if err != nil {
@@ -401,13 +403,13 @@ func (m *Manager) Register(mux *muxrpc.Mux) {
 			}
 		}
 	}
-	mux.RegisterSource(muxrpc.Method{"blobs", "get"}, func(ctx context.Context, req *muxrpc.Request, out *muxrpc.Sink) error {
+	getM := service.Source("blobs.get", service.Anyone, func(ctx context.Context, req *muxrpc.Request, out *muxrpc.Sink) error {
 		return get(ctx, req, out, false)
 	})
-	mux.RegisterSource(muxrpc.Method{"blobs", "getSlice"}, func(ctx context.Context, req *muxrpc.Request, out *muxrpc.Sink) error {
+	getSlice := service.Source("blobs.getSlice", service.Anyone, func(ctx context.Context, req *muxrpc.Request, out *muxrpc.Sink) error {
 		return get(ctx, req, out, true)
 	})
-	mux.RegisterAsync(muxrpc.Method{"blobs", "has"}, func(ctx context.Context, req *muxrpc.Request) (any, error) {
+	has := service.Async("blobs.has", service.Anyone, func(ctx context.Context, req *muxrpc.Request) (any, error) {
 		var list []string
 		if req.Arg(0, &list) == nil {
 			out := make([]bool, len(list))
@@ -427,7 +429,7 @@ func (m *Manager) Register(mux *muxrpc.Mux) {
 		_, ok := m.st.Has(ref)
 		return ok, nil
 	})
-	mux.RegisterAsync(muxrpc.Method{"blobs", "size"}, func(ctx context.Context, req *muxrpc.Request) (any, error) {
+	size := service.Async("blobs.size", service.Owner, func(ctx context.Context, req *muxrpc.Request) (any, error) {
 		ref, _, err := parseArg(req)
 		if err != nil {
 			return nil, err
@@ -437,14 +439,14 @@ func (m *Manager) Register(mux *muxrpc.Mux) {
 		}
 		return nil, nil
 	})
-	mux.RegisterAsync(muxrpc.Method{"blobs", "want"}, func(ctx context.Context, req *muxrpc.Request) (any, error) {
+	want := service.Async("blobs.want", service.Owner, func(ctx context.Context, req *muxrpc.Request) (any, error) {
 		ref, _, err := parseArg(req)
 		if err != nil {
 			return nil, err
 		}
 		return m.Want(ctx, ref)
 	})
-	mux.RegisterSink(muxrpc.Method{"blobs", "add"}, func(ctx context.Context, req *muxrpc.Request, in *muxrpc.Source) error {
+	add := service.Sink("blobs.add", service.Owner, func(ctx context.Context, req *muxrpc.Request, in *muxrpc.Source) error {
 		var want *feeds.BlobRef
 		var s string
 		if req.Arg(0, &s) == nil && s != "" {
@@ -471,4 +473,9 @@ func (m *Manager) Register(mux *muxrpc.Mux) {
 		pr.CloseWithError(errors.New("done"))
 		return err
 	})
+	return service.Service{
+		Name:      "blobs",
+		Methods:   []service.Method{wants, getM, getSlice, has, size, want, add},
+		OnConnect: func(ctx context.Context, p service.Peer) { m.Connected(ctx, p.Endpoint()) },
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/cask-ssb/cask/feeds"
 	"github.com/cask-ssb/cask/feeds/store"
 	"github.com/cask-ssb/cask/muxrpc"
+	"github.com/cask-ssb/cask/plugins/service"
 )
 
 // Store is what sessions read.
@@ -83,11 +84,12 @@ type Args struct {
 	Format  string `json:"format,omitempty"`
 }
 
-// Register adds ebt.replicate (the server side of a session) and ebt.clock.
-// peerOf tells the remote feed of a call (nil for local connections, which
-// are not replicated with).
-func (r *Replicator) Register(m *muxrpc.Mux, peerOf func(*muxrpc.Request) (feeds.FeedRef, bool)) {
-	m.RegisterDuplex(muxrpc.Method{"ebt", "replicate"}, func(ctx context.Context, req *muxrpc.Request, in *muxrpc.Source, out *muxrpc.Sink) error {
+// Service declares ebt.replicate (the server side of a session) and
+// ebt.clock, both open to anyone as in ssb-ebt. peerOf tells the remote
+// feed of a call (false for local connections, which are not replicated
+// with).
+func (r *Replicator) Service(peerOf func(*muxrpc.Request) (feeds.FeedRef, bool)) service.Service {
+	replicate := service.Duplex("ebt.replicate", service.Anyone, func(ctx context.Context, req *muxrpc.Request, in *muxrpc.Source, out *muxrpc.Sink) error {
 		var a Args
 		if err := req.Arg(0, &a); err != nil || a.Version != 3 {
 			return errors.New("expected ebt.replicate({version: 3})")
@@ -101,7 +103,7 @@ func (r *Replicator) Register(m *muxrpc.Mux, peerOf func(*muxrpc.Request) (feeds
 		}
 		return r.Session(ctx, peer, in, out, true)
 	})
-	m.RegisterAsync(muxrpc.Method{"ebt", "clock"}, func(ctx context.Context, req *muxrpc.Request) (any, error) {
+	clock := service.Async("ebt.clock", service.Anyone, func(ctx context.Context, req *muxrpc.Request) (any, error) {
 		clock := map[string]int64{}
 		for fl, err := range r.st.Feeds() {
 			if err != nil {
@@ -111,6 +113,7 @@ func (r *Replicator) Register(m *muxrpc.Mux, peerOf func(*muxrpc.Request) (feeds
 		}
 		return clock, nil
 	})
+	return service.Service{Name: "ebt", Methods: []service.Method{replicate, clock}}
 }
 
 // Start opens a session as the client (the side that dialled): it calls

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cask-ssb/cask/feeds"
 	"github.com/cask-ssb/cask/muxrpc"
+	"github.com/cask-ssb/cask/plugins/service"
 )
 
 // Graph is what the methods read.
@@ -18,10 +19,10 @@ type Graph interface {
 	Blocks(a, b feeds.FeedRef) bool
 }
 
-// Register adds the friends methods. self is our feed; hops the default
-// distance.
-func Register(m *muxrpc.Mux, g Graph, self feeds.FeedRef, hops int) {
-	m.RegisterAsync(muxrpc.Method{"friends", "hops"}, func(ctx context.Context, req *muxrpc.Request) (any, error) {
+// Service declares the friends methods (owner only). self is our feed;
+// hops the default distance.
+func Service(g Graph, self feeds.FeedRef, hops int) service.Service {
+	hopsM := service.Async("friends.hops", service.Owner, func(ctx context.Context, req *muxrpc.Request) (any, error) {
 		var opt struct {
 			Start string `json:"start"`
 			Max   *int   `json:"max"`
@@ -59,20 +60,21 @@ func Register(m *muxrpc.Mux, g Graph, self feeds.FeedRef, hops int) {
 		b, err := feeds.ParseFeedRef(opt.Dest)
 		return a, b, err
 	}
-	m.RegisterAsync(muxrpc.Method{"friends", "isFollowing"}, func(ctx context.Context, req *muxrpc.Request) (any, error) {
+	following := service.Async("friends.isFollowing", service.Owner, func(ctx context.Context, req *muxrpc.Request) (any, error) {
 		a, b, err := pair(req)
 		if err != nil {
 			return nil, err
 		}
 		return g.Follows(a, b), nil
 	})
-	m.RegisterAsync(muxrpc.Method{"friends", "isBlocking"}, func(ctx context.Context, req *muxrpc.Request) (any, error) {
+	blocking := service.Async("friends.isBlocking", service.Owner, func(ctx context.Context, req *muxrpc.Request) (any, error) {
 		a, b, err := pair(req)
 		if err != nil {
 			return nil, err
 		}
 		return g.Blocks(a, b), nil
 	})
+	return service.Service{Name: "friends", Methods: []service.Method{hopsM, following, blocking}}
 }
 
 func max0(n int) int {

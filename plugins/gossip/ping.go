@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cask-ssb/cask/muxrpc"
+	"github.com/cask-ssb/cask/plugins/service"
 )
 
 // Options for the ping service.
@@ -20,15 +21,16 @@ type Options struct {
 	Now      func() time.Time
 }
 
-// Register adds gossip.ping to m.
-func Register(m *muxrpc.Mux, opts Options) {
+// PingService declares gossip.ping (anyone: JS peers open it right after
+// connecting).
+func PingService(opts Options) service.Service {
 	if opts.Interval <= 0 {
 		opts.Interval = time.Minute
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	m.RegisterDuplex(muxrpc.Method{"gossip", "ping"}, func(ctx context.Context, req *muxrpc.Request, in *muxrpc.Source, out *muxrpc.Sink) error {
+	ping := service.Duplex("gossip.ping", service.Anyone, func(ctx context.Context, req *muxrpc.Request, in *muxrpc.Source, out *muxrpc.Sink) error {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		go func() {
@@ -55,4 +57,5 @@ func Register(m *muxrpc.Mux, opts Options) {
 		}
 		return nil
 	})
+	return service.Service{Name: "gossip.ping", Methods: []service.Method{ping}}
 }

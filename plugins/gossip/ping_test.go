@@ -7,13 +7,16 @@ import (
 	"time"
 
 	"github.com/cask-ssb/cask/muxrpc"
+	"github.com/cask-ssb/cask/plugins/service"
 )
 
 func TestPingAnswersAndTicks(t *testing.T) {
 	a, b := net.Pipe()
-	m := muxrpc.NewMux()
 	now := time.UnixMilli(1700000000000)
-	Register(m, Options{Interval: 50 * time.Millisecond, Now: func() time.Time { return now }})
+	m, err := service.MountAll(PingService(Options{Interval: 50 * time.Millisecond, Now: func() time.Time { return now }}))
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	srv := muxrpc.NewEndpoint(ctx, a, m, muxrpc.Options{})

@@ -14,6 +14,7 @@ import (
 	"github.com/cask-ssb/cask/feeds/store"
 	"github.com/cask-ssb/cask/muxrpc"
 	"github.com/cask-ssb/cask/plugins/kvt"
+	"github.com/cask-ssb/cask/plugins/service"
 )
 
 // Store is what the history methods read.
@@ -22,23 +23,24 @@ type Store interface {
 	Latest(author feeds.FeedRef) (seq int64, key feeds.MessageRef, ok bool, err error)
 }
 
-// Register adds createHistoryStream, createUserStream and latestSequence to m.
-func Register(m *muxrpc.Mux, st Store) {
-	m.RegisterSource(muxrpc.Method{"createHistoryStream"}, func(ctx context.Context, req *muxrpc.Request, out *muxrpc.Sink) error {
+// Service declares createHistoryStream (anyone: legacy replication),
+// createUserStream and latestSequence (owner only).
+func Service(st Store) service.Service {
+	chs := service.Source("createHistoryStream", service.Anyone, func(ctx context.Context, req *muxrpc.Request, out *muxrpc.Sink) error {
 		q, f, err := ParseHistoryArgs(req.Args)
 		if err != nil {
 			return err
 		}
 		return Stream(ctx, st, q, f, out)
 	})
-	m.RegisterSource(muxrpc.Method{"createUserStream"}, func(ctx context.Context, req *muxrpc.Request, out *muxrpc.Sink) error {
+	cus := service.Source("createUserStream", service.Owner, func(ctx context.Context, req *muxrpc.Request, out *muxrpc.Sink) error {
 		q, f, err := ParseUserStreamArgs(req.Args)
 		if err != nil {
 			return err
 		}
 		return Stream(ctx, st, q, f, out)
 	})
-	m.RegisterAsync(muxrpc.Method{"latestSequence"}, func(ctx context.Context, req *muxrpc.Request) (any, error) {
+	latest := service.Async("latestSequence", service.Owner, func(ctx context.Context, req *muxrpc.Request) (any, error) {
 		var id string
 		if err := req.Arg(0, &id); err != nil {
 			var opt struct {
@@ -62,6 +64,7 @@ func Register(m *muxrpc.Mux, st Store) {
 		}
 		return seq, nil
 	})
+	return service.Service{Name: "history", Methods: []service.Method{chs, cus, latest}}
 }
 
 // Format says how stream items are encoded.

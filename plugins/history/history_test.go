@@ -13,6 +13,7 @@ import (
 	"github.com/cask-ssb/cask/feeds"
 	"github.com/cask-ssb/cask/feeds/store"
 	"github.com/cask-ssb/cask/muxrpc"
+	"github.com/cask-ssb/cask/plugins/service"
 )
 
 var feedA = feeds.FeedRef{1, 2, 3}
@@ -136,8 +137,10 @@ func (f *fakeStore) Latest(a feeds.FeedRef) (int64, feeds.MessageRef, bool, erro
 func pair(t *testing.T, st Store) *muxrpc.Endpoint {
 	t.Helper()
 	a, b := net.Pipe()
-	m := muxrpc.NewMux()
-	Register(m, st)
+	m, err := service.MountAll(Service(st))
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	srv := muxrpc.NewEndpoint(ctx, a, m, muxrpc.Options{})
 	cli := muxrpc.NewEndpoint(ctx, b, muxrpc.NewMux(), muxrpc.Options{})

@@ -14,6 +14,7 @@ import (
 	"github.com/cask-ssb/cask/muxrpc"
 	"github.com/cask-ssb/cask/plugins/history"
 	"github.com/cask-ssb/cask/plugins/kvt"
+	"github.com/cask-ssb/cask/plugins/service"
 )
 
 // Store is what the log methods read.
@@ -77,9 +78,9 @@ func ParseLogArgs(args json.RawMessage) (store.LogQuery, history.Format, error) 
 	return q, history.Format{Keys: flag(o.Keys, true), Values: flag(o.Values, true)}, nil
 }
 
-// Register adds createLogStream and get to m.
-func Register(m *muxrpc.Mux, st Store) {
-	m.RegisterSource(muxrpc.Method{"createLogStream"}, func(ctx context.Context, req *muxrpc.Request, out *muxrpc.Sink) error {
+// Service declares createLogStream and get (owner only).
+func Service(st Store) service.Service {
+	logS := service.Source("createLogStream", service.Owner, func(ctx context.Context, req *muxrpc.Request, out *muxrpc.Sink) error {
 		q, f, err := ParseLogArgs(req.Args)
 		if err != nil {
 			return err
@@ -91,7 +92,7 @@ func Register(m *muxrpc.Mux, st Store) {
 			return st.Log(ctx, q)
 		})
 	})
-	m.RegisterAsync(muxrpc.Method{"get"}, func(ctx context.Context, req *muxrpc.Request) (any, error) {
+	get := service.Async("get", service.Owner, func(ctx context.Context, req *muxrpc.Request) (any, error) {
 		var id string
 		meta := false
 		if err := req.Arg(0, &id); err != nil {
@@ -120,4 +121,5 @@ func Register(m *muxrpc.Mux, st Store) {
 		}
 		return json.RawMessage(rec.Value), nil
 	})
+	return service.Service{Name: "logstream", Methods: []service.Method{logS, get}}
 }

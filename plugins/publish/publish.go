@@ -10,6 +10,7 @@ import (
 	"fmt"
 
 	"github.com/cask-ssb/cask/muxrpc"
+	"github.com/cask-ssb/cask/plugins/service"
 )
 
 // Publisher does the work; the daemon implements it.
@@ -22,20 +23,22 @@ type Publisher interface {
 	Add(ctx context.Context, msg json.RawMessage) (json.RawMessage, error)
 }
 
-// Register adds publish and add to m.
-func Register(m *muxrpc.Mux, p Publisher) {
-	m.RegisterAsync(muxrpc.Method{"publish"}, func(ctx context.Context, req *muxrpc.Request) (any, error) {
-		var content json.RawMessage
-		if err := req.Arg(0, &content); err != nil {
-			return nil, errors.New("publish: want a content object argument")
-		}
-		return p.Publish(ctx, content)
-	})
-	m.RegisterAsync(muxrpc.Method{"add"}, func(ctx context.Context, req *muxrpc.Request) (any, error) {
-		var msg json.RawMessage
-		if err := req.Arg(0, &msg); err != nil {
-			return nil, fmt.Errorf("add: want a message argument")
-		}
-		return p.Add(ctx, msg)
-	})
+// Service declares publish and add (owner only).
+func Service(p Publisher) service.Service {
+	return service.Service{Name: "publish", Methods: []service.Method{
+		service.Async("publish", service.Owner, func(ctx context.Context, req *muxrpc.Request) (any, error) {
+			var content json.RawMessage
+			if err := req.Arg(0, &content); err != nil {
+				return nil, errors.New("publish: want a content object argument")
+			}
+			return p.Publish(ctx, content)
+		}),
+		service.Async("add", service.Owner, func(ctx context.Context, req *muxrpc.Request) (any, error) {
+			var msg json.RawMessage
+			if err := req.Arg(0, &msg); err != nil {
+				return nil, fmt.Errorf("add: want a message argument")
+			}
+			return p.Add(ctx, msg)
+		}),
+	}}
 }

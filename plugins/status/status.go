@@ -5,6 +5,7 @@ import (
 	"context"
 
 	"github.com/cask-ssb/cask/muxrpc"
+	"github.com/cask-ssb/cask/plugins/service"
 )
 
 // Peer is one connected peer.
@@ -32,9 +33,11 @@ type Source interface {
 	Status() Report
 }
 
-// Register adds status to m.
-func Register(m *muxrpc.Mux, s Source) {
-	m.RegisterAsync(muxrpc.Method{"status"}, func(context.Context, *muxrpc.Request) (any, error) {
-		return s.Status(), nil
-	})
+// Service declares status (owner only).
+func Service(s Source) service.Service {
+	return service.Service{Name: "status", Methods: []service.Method{
+		service.Async("status", service.Owner, func(context.Context, *muxrpc.Request) (any, error) {
+			return s.Status(), nil
+		}),
+	}}
 }

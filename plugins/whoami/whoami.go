@@ -6,6 +6,7 @@ import (
 
 	"github.com/cask-ssb/cask/feeds"
 	"github.com/cask-ssb/cask/muxrpc"
+	"github.com/cask-ssb/cask/plugins/service"
 )
 
 // Reply is the answer of whoami.
@@ -13,9 +14,12 @@ type Reply struct {
 	ID string `json:"id"`
 }
 
-// Register adds whoami to m.
-func Register(m *muxrpc.Mux, id feeds.FeedRef) {
-	m.RegisterAsync(muxrpc.Method{"whoami"}, func(context.Context, *muxrpc.Request) (any, error) {
-		return Reply{ID: id.String()}, nil
-	})
+// Service declares whoami (owner only: ssb-server refuses it to anonymous
+// peers).
+func Service(id feeds.FeedRef) service.Service {
+	return service.Service{Name: "whoami", Methods: []service.Method{
+		service.Async("whoami", service.Owner, func(context.Context, *muxrpc.Request) (any, error) {
+			return Reply{ID: id.String()}, nil
+		}),
+	}}
 }
