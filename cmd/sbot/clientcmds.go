@@ -347,18 +347,6 @@ func addClientCmds(root *cobra.Command) {
 	hist.Flags().Int("limit", 0, "print at most this many messages")
 	hist.Flags().Bool("live", false, "keep printing new messages as they arrive")
 
-	mk("connect ADDR", "Connect the daemon to a peer (net:HOST:PORT~shs:KEY) and replicate its feed", wrapArgs(1), func(_ *cobra.Command, args []string, ctx context.Context, c *client.Client, enc *jsonOut) error {
-		var ok bool
-		if err := c.Endpoint().Async(ctx, &ok, []string{"gossip", "connect"}, args[0]); err != nil {
-			var ce *muxrpc.CallError
-			if errors.As(err, &ce) {
-				return errors.New(humanRemoteDialMessage(ce.Message))
-			}
-			return err
-		}
-		return enc.Encode(map[string]any{"connected": ok, "address": args[0]})
-	})
-
 	for _, fc := range []struct {
 		use, short, field string
 		value             bool

@@ -3,15 +3,17 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cask-ssb/cask/feeds"
+	"github.com/cask-ssb/cask/muxrpc"
 	"github.com/cask-ssb/cask/sbot/client"
 )
 
-// addPeerCmds adds the connection commands: connect (replacing the plain
-// one with a --remember flag), disconnect and peers.
+// addPeerCmds adds the connection commands: connect (with --remember),
+// disconnect and peers.
 func addPeerCmds(root *cobra.Command) {
 	peerCmd := func(use, short string, args cobra.PositionalArgs, run func(cmd *cobra.Command, a []string, ctx context.Context, c *client.Client, enc *jsonOut) error) *cobra.Command {
 		cmd := &cobra.Command{Use: use, Short: short, Args: args}
@@ -45,6 +47,10 @@ func addPeerCmds(root *cobra.Command) {
 		remember, _ := cmd.Flags().GetBool("remember")
 		var ok bool
 		if err := c.Endpoint().Async(ctx, &ok, []string{"gossip", "connect"}, map[string]any{"address": args[0], "remember": remember}); err != nil {
+			var ce *muxrpc.CallError
+			if errors.As(err, &ce) {
+				return errors.New(humanRemoteDialMessage(ce.Message))
+			}
 			return err
 		}
 		return enc.Encode(map[string]any{"connected": ok, "address": args[0], "remembered": remember})
