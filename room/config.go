@@ -47,6 +47,10 @@ type Config struct {
 	MaxTunnelBytes    int64         `toml:"max-tunnel-bytes"`
 	MaxTunnelDuration time.Duration `toml:"max-tunnel-duration"`
 	EventQueue        int           `toml:"event-queue"` // attendant events a subscriber may lag behind
+
+	// sendBuffer, if set, is SO_SNDBUF of peer connections (tests use a
+	// small one so a peer that never reads blocks the room's writes soon).
+	sendBuffer int
 }
 
 // Defaults returns the defaults, sized for a public room.

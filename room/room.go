@@ -392,6 +392,9 @@ func ipOf(a net.Addr) (ip string, loopback bool) {
 
 // handle runs one peer connection from the handshake to its end.
 func (s *Server) handle(ctx context.Context, raw net.Conn) {
+	if tc, ok := raw.(*net.TCPConn); ok && s.cfg.sendBuffer > 0 {
+		_ = tc.SetWriteBuffer(s.cfg.sendBuffer)
+	}
 	ip, loopback := ipOf(raw.RemoteAddr())
 	limited := !loopback || s.cfg.LimitLoopback
 	var overIP bool
