@@ -410,7 +410,12 @@ func TestRegisterAlias(t *testing.T) {
 // the write deadline.
 func TestSlowAttendant(t *testing.T) {
 	const writeTimeout = 3 * time.Second
-	s := startRoom(t, func(c *Config) { c.WriteTimeout = writeTimeout; c.EventQueue = 1 << 20; c.KeepAlive = time.Hour; c.sendBuffer = 4096 })
+	s := startRoom(t, func(c *Config) {
+		c.WriteTimeout = writeTimeout
+		c.EventQueue = 1 << 20
+		c.KeepAlive = time.Hour
+		c.sendBuffer = 4096
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	var stall *stallConn
