@@ -64,6 +64,7 @@ type Server struct {
 	tunnels map[feeds.FeedRef]int // open tunnels per origin
 	addr    string                // listening multiserver address, once serving
 	httpAdr string
+	dbgAdr  string
 
 	pending chan struct{} // handshake slots
 	wg      sync.WaitGroup
@@ -177,6 +178,19 @@ func (s *Server) Address() string {
 	return s.addr
 }
 
+// DebugAddr is the metrics listener's address once Serve listens.
+func (s *Server) DebugAddr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dbgAdr
+}
+
+func (s *Server) debugHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
 // HTTPAddr is the health page's address once Serve listens.
 func (s *Server) HTTPAddr() string {
 	s.mu.Lock()
@@ -209,13 +223,13 @@ func (s *Server) Serve(ctx context.Context, ready func()) error {
 	}
 	var closers []func()
 	closers = append(closers, func() { ul.Close() }, func() { tl.Close() })
-	if hs, err := s.startHTTP(s.cfg.HTTPListen, s.healthHandler(), true); err != nil {
+	if hs, err := s.startHTTP(s.cfg.HTTPListen, s.healthHandler(), &s.httpAdr); err != nil {
 		closeAll(closers)
 		return err
 	} else if hs != nil {
 		closers = append(closers, func() { hs.Close() })
 	}
-	if hs, err := s.startHTTP(s.cfg.DebugListen, promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}), false); err != nil {
+	if hs, err := s.startHTTP(s.cfg.DebugListen, s.debugHandler(), &s.dbgAdr); err != nil {
 		closeAll(closers)
 		return err
 	} else if hs != nil {
@@ -265,7 +279,7 @@ func closeAll(fs []func()) {
 	}
 }
 
-func (s *Server) startHTTP(listen string, h http.Handler, record bool) (*http.Server, error) {
+func (s *Server) startHTTP(listen string, h http.Handler, record *string) (*http.Server, error) {
 	if listen == "" || listen == "off" {
 		return nil, nil
 	}
@@ -273,11 +287,9 @@ func (s *Server) startHTTP(listen string, h http.Handler, record bool) (*http.Se
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", listen, err)
 	}
-	if record {
-		s.mu.Lock()
-		s.httpAdr = l.Addr().String()
-		s.mu.Unlock()
-	}
+	s.mu.Lock()
+	*record = l.Addr().String()
+	s.mu.Unlock()
 	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	s.wg.Add(1)
 	go func() {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"runtime"
 	"strings"
 	"sync"
@@ -637,4 +638,41 @@ func TestAttendantsChurn(t *testing.T) {
 		}
 	}
 	t.Logf("%d clients, %d live at the end, %d wrong views", n, len(truth), wrong)
+}
+
+func TestMetricsAndHealth(t *testing.T) {
+	s := startRoom(t, func(c *Config) { c.DebugListen = "127.0.0.1:0"; c.HTTPListen = "127.0.0.1:0" })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	a, b := mustDial(t, s, newKey(t)), mustDial(t, s, newKey(t))
+	if _, err := b.subscribe(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if sent, got := transfer(t, s, a, b, 100_000); sent != got {
+		t.Fatal("tunnel failed")
+	}
+	get := func(url string) string {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %s", url, resp.Status)
+		}
+		return string(body)
+	}
+	m := get("http://" + s.DebugAddr() + "/metrics")
+	for _, want := range []string{
+		"room_connections 2", "room_attendants 1", "room_tunnels_total 1", "room_tunnels_open 0",
+		`room_handshakes_total{result="ok"} 2`, "room_tunnel_bytes_total",
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if h := get("http://" + s.HTTPAddr() + "/healthz"); !strings.Contains(h, `"status":"ok"`) {
+		t.Fatalf("health page: %s", h)
+	}
 }

@@ -81,6 +81,7 @@ type result struct {
 	Seconds      float64 `json:"seconds"`
 	ConnsPerSec  float64 `json:"conns_per_s"`
 	RoomRSSMB    float64 `json:"room_rss_mb"`
+	RoomCPUSec   float64 `json:"room_cpu_s"` // user+system CPU of the room process during the run
 	WrongViews   int     `json:"wrong_views"`
 	SettleSecond float64 `json:"settle_s"`
 	Load         string  `json:"loadavg"`
@@ -189,6 +190,7 @@ func run(ctx context.Context, bin, repo string, n, conc int) (result, error) {
 	}
 	res.SettleSecond = time.Since(settle).Seconds()
 	res.RoomRSSMB = rssMB(cmd.Process.Pid)
+	res.RoomCPUSec = cpuSeconds(cmd.Process.Pid)
 	for _, c := range clients {
 		if c.errs.Load() > 0 {
 			res.WrongViews++
@@ -301,4 +303,25 @@ func rssMB(pid int) float64 {
 		}
 	}
 	return -1
+}
+
+// cpuSeconds is utime+stime of pid (from /proc/PID/stat, in clock ticks of
+// 1/100 s on Linux).
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return -1
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return -1
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100
 }
