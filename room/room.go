@@ -69,6 +69,30 @@ type Server struct {
 	pending chan struct{} // handshake slots
 	wg      sync.WaitGroup
 	started atomic.Bool
+	lim     atomic.Pointer[Config] // the limits in force (Reload replaces them)
+}
+
+// live returns the configuration whose limits are in force.
+func (s *Server) live() *Config { return s.lim.Load() }
+
+// Reload applies the limits of cfg (connections, attendants, per-IP and
+// per-key limits, write timeout, tunnel caps) to the running room, e.g.
+// on SIGHUP. Other settings (addresses, identity, mode) need a restart
+// (the mode: room admin mode set).
+func (s *Server) Reload(cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	old := s.live()
+	next := *old
+	next.MaxConns, next.MaxAttendants, next.MaxConnsPerIP, next.MaxTunnelsPerKey = cfg.MaxConns, cfg.MaxAttendants, cfg.MaxConnsPerIP, cfg.MaxTunnelsPerKey
+	next.LimitLoopback, next.WriteTimeout = cfg.LimitLoopback, cfg.WriteTimeout
+	next.MaxTunnelBytes, next.MaxTunnelDuration = cfg.MaxTunnelBytes, cfg.MaxTunnelDuration
+	s.lim.Store(&next)
+	s.log.Info("limits reloaded", "max-conns", next.MaxConns, "max-attendants", next.MaxAttendants, "max-conns-per-ip", next.MaxConnsPerIP,
+		"max-tunnels-per-key", next.MaxTunnelsPerKey, "limit-loopback", next.LimitLoopback, "write-timeout", next.WriteTimeout,
+		"max-tunnel-bytes", next.MaxTunnelBytes, "max-tunnel-duration", next.MaxTunnelDuration)
+	return nil
 }
 
 type peerConn struct {
@@ -110,6 +134,7 @@ func New(o Options) (*Server, error) {
 		tunnels: make(map[feeds.FeedRef]int),
 		pending: make(chan struct{}, cfg.MaxPending),
 	}
+	s.lim.Store(&cfg)
 	s.rpcLog = slog.New(quietHandler{log.Handler()})
 	s.metrics = newMetrics(func() float64 { return float64(s.att.Len()) })
 	s.mux = s.peerServices()
@@ -137,7 +162,7 @@ func (s *Server) peerServices() *muxrpc.Mux {
 	}).Register(m)
 	tunnel.RegisterServer(m, tunnel.ServerOptions{
 		Room: s.keys.ID, Targets: s.att, Logger: s.log,
-		MaxBytes: s.cfg.MaxTunnelBytes, MaxDuration: s.cfg.MaxTunnelDuration,
+		Caps:  func() (int64, time.Duration) { l := s.live(); return l.MaxTunnelBytes, l.MaxTunnelDuration },
 		Hooks: tunnel.Hooks{Open: s.openTunnel, Bytes: func(n int) { s.metrics.bytes.Add(float64(n)) }},
 	})
 	return m
@@ -146,10 +171,10 @@ func (s *Server) peerServices() *muxrpc.Mux {
 // openTunnel applies the per-key tunnel limit and counts tunnels.
 func (s *Server) openTunnel(origin, _ feeds.FeedRef) (func(), error) {
 	s.mu.Lock()
-	if s.tunnels[origin] >= s.cfg.MaxTunnelsPerKey {
+	if s.tunnels[origin] >= s.live().MaxTunnelsPerKey {
 		s.mu.Unlock()
 		s.metrics.limits.WithLabelValues("tunnels-per-key").Inc()
-		return nil, fmt.Errorf("room limit: at most %d open tunnels per key", s.cfg.MaxTunnelsPerKey)
+		return nil, fmt.Errorf("room limit: at most %d open tunnels per key", s.live().MaxTunnelsPerKey)
 	}
 	s.tunnels[origin]++
 	s.mu.Unlock()
@@ -408,10 +433,10 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		_ = tc.SetWriteBuffer(s.cfg.sendBuffer)
 	}
 	ip, loopback := ipOf(raw.RemoteAddr())
-	limited := !loopback || s.cfg.LimitLoopback
+	limited := !loopback || s.live().LimitLoopback
 	var overIP bool
 	s.mu.Lock()
-	if limited && s.perIP[ip] >= s.cfg.MaxConnsPerIP {
+	if limited && s.perIP[ip] >= s.live().MaxConnsPerIP {
 		overIP = true
 	} else {
 		s.perIP[ip]++
@@ -442,7 +467,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		sc.Close()
 		return
 	}
-	conn := &deadlineConn{Conn: sc, timeout: s.cfg.WriteTimeout}
+	conn := &deadlineConn{Conn: sc, timeout: func() time.Duration { return s.live().WriteTimeout }}
 	conn.touch()
 
 	if refusal := s.admit(ctx, id, overIP); refusal != nil {
@@ -484,7 +509,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	s.metrics.conns.Dec()
 	if conn.timedOut.Load() {
 		s.metrics.drops.WithLabelValues("write-timeout").Inc()
-		s.log.Info("peer dropped: it took nothing for longer than the write deadline", "peer", id.String(), "deadline", s.cfg.WriteTimeout)
+		s.log.Info("peer dropped: it took nothing for longer than the write deadline", "peer", id.String(), "deadline", s.live().WriteTimeout)
 	} else if err := ep.Err(); err != nil {
 		s.log.Debug("peer disconnected", "peer", id.String(), "err", err)
 	}
@@ -494,18 +519,18 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 func (s *Server) admit(ctx context.Context, id feeds.FeedRef, overIP bool) error {
 	if overIP {
 		s.metrics.limits.WithLabelValues("conns-per-ip").Inc()
-		return fmt.Errorf("room limit: at most %d connections per IP address", s.cfg.MaxConnsPerIP)
+		return fmt.Errorf("room limit: at most %d connections per IP address", s.live().MaxConnsPerIP)
 	}
 	s.mu.Lock()
 	n, replacing := s.nconns, s.conns[id] != nil
 	s.mu.Unlock()
-	if n >= s.cfg.MaxConns && !replacing {
+	if n >= s.live().MaxConns && !replacing {
 		s.metrics.limits.WithLabelValues("max-conns").Inc()
-		return fmt.Errorf("room full: at most %d connections", s.cfg.MaxConns)
+		return fmt.Errorf("room full: at most %d connections", s.live().MaxConns)
 	}
-	if !replacing && s.att.Len() >= s.cfg.MaxAttendants {
+	if !replacing && s.att.Len() >= s.live().MaxAttendants {
 		s.metrics.limits.WithLabelValues("max-attendants").Inc()
-		return fmt.Errorf("room full: at most %d attendants", s.cfg.MaxAttendants)
+		return fmt.Errorf("room full: at most %d attendants", s.live().MaxAttendants)
 	}
 	return s.sessionCheck(ctx, id)
 }
@@ -587,7 +612,7 @@ func (s *Server) keepalive(ctx context.Context, conn *deadlineConn, ep *muxrpc.E
 // nothing for that long is dropped) and records when it last read.
 type deadlineConn struct {
 	net.Conn
-	timeout time.Duration
+	timeout func() time.Duration
 	last    atomic.Int64 // unix nanos of the last successful read
 	// timedOut is set when a write failed on the deadline.
 	timedOut atomic.Bool
@@ -606,7 +631,7 @@ func (c *deadlineConn) Read(p []byte) (int, error) {
 }
 
 func (c *deadlineConn) Write(p []byte) (int, error) {
-	_ = c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(c.timeout()))
 	n, err := c.Conn.Write(p)
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 		c.timedOut.Store(true)

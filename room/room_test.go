@@ -676,3 +676,26 @@ func TestMetricsAndHealth(t *testing.T) {
 		t.Fatalf("health page: %s", h)
 	}
 }
+
+// TestReloadLimits: limits lowered at run time (SIGHUP in `room serve`)
+// apply to the next connection.
+func TestReloadLimits(t *testing.T) {
+	s := startRoom(t, func(c *Config) { c.LimitLoopback = true; c.MaxConnsPerIP = 8 })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	mustDial(t, s, newKey(t))
+	next := *s.live()
+	next.MaxConnsPerIP = 1
+	if err := s.Reload(next); err != nil {
+		t.Fatal(err)
+	}
+	bad := next
+	bad.MaxConns = 0
+	if err := s.Reload(bad); err == nil {
+		t.Fatal("invalid limits accepted")
+	}
+	c := mustDial(t, s, newKey(t))
+	if err := c.ep.Async(ctx, nil, muxrpc.Method{"room", "metadata"}); callErr(err) != "room limit: at most 1 connections per IP address" {
+		t.Fatalf("after reload: %v", err)
+	}
+}
