@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -157,7 +158,7 @@ func (s *Server) peerServices() *muxrpc.Mux {
 	whoami.Register(m, s.keys.ID)
 	gossip.Register(m, gossip.Options{Interval: s.cfg.KeepAlive})
 	roomplug.New(roomplug.Options{
-		Room: s.keys.ID, Domain: s.cfg.Domain, Store: s.db, Att: s.att, Logger: s.log,
+		Room: s.keys.ID, Domain: s.cfg.Domain, Store: s.db, Att: s.att, Logger: s.log, Batch: s.cfg.EventBatch,
 		OnDrop: func(reason string) { s.metrics.drops.WithLabelValues(reason).Inc() },
 	}).Register(m)
 	tunnel.RegisterServer(m, tunnel.ServerOptions{
@@ -213,6 +214,8 @@ func (s *Server) DebugAddr() string {
 func (s *Server) debugHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	return mux
 }
 

@@ -46,6 +46,7 @@ func main() {
 	runs := flag.Int("runs", 1, "runs")
 	bin := flag.String("room", "", "room binary (default: go build ./cmd/room)")
 	keep := flag.Bool("keep", false, "keep the work directory")
+	debug := flag.String("debug-listen", "off", "the room's --debug-listen (metrics, pprof), e.g. 127.0.0.1:6061")
 	flag.Parse()
 	log.SetFlags(0)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -66,7 +67,7 @@ func main() {
 		}
 	}
 	for r := range *runs {
-		res, err := run(ctx, *bin, filepath.Join(work, fmt.Sprintf("run%d", r)), *n, *c)
+		res, err := run(ctx, *bin, filepath.Join(work, fmt.Sprintf("run%d", r)), *n, *c, *debug)
 		if err != nil {
 			log.Fatalf("run %d: %v", r+1, err)
 		}
@@ -95,12 +96,12 @@ func moduleDir() string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-func run(ctx context.Context, bin, repo string, n, conc int) (result, error) {
+func run(ctx context.Context, bin, repo string, n, conc int, debug string) (result, error) {
 	res := result{Attendants: n, Concurrency: conc}
 	if err := os.MkdirAll(repo, 0o700); err != nil {
 		return res, err
 	}
-	cmd := exec.Command(bin, "serve", "--repo", repo, "--listen", "127.0.0.1:0", "--http-listen", "off", "--debug-listen", "off",
+	cmd := exec.Command(bin, "serve", "--repo", repo, "--listen", "127.0.0.1:0", "--http-listen", "off", "--debug-listen", debug,
 		"--mode", "open", "--log-level", "warn", "--max-pending", "64")
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {

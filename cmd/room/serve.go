@@ -82,6 +82,7 @@ var serveSettings = []setting{
 	{"keepalive", "ping a silent peer after this long; drop it after twice this (default 20s)", dur(func(c *room.Config, d time.Duration) { c.KeepAlive = d })},
 	{"max-tunnel-bytes", "end a tunnel after this many bytes (0 = no cap) (default 0)", num(func(c *room.Config, n int64) { c.MaxTunnelBytes = n })},
 	{"max-tunnel-duration", "end a tunnel after this long (0 = no cap) (default 0)", dur(func(c *room.Config, d time.Duration) { c.MaxTunnelDuration = d })},
+	{"event-batch", "gather attendant events this long before writing them to a subscriber (default 20ms)", dur(func(c *room.Config, d time.Duration) { c.EventBatch = d })},
 	{"event-queue", "attendant events a subscriber may lag behind before it is dropped (default 4096)", num(func(c *room.Config, n int64) { c.EventQueue = int(n) })},
 }
 
