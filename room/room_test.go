@@ -699,3 +699,17 @@ func TestReloadLimits(t *testing.T) {
 		t.Fatalf("after reload: %v", err)
 	}
 }
+
+func TestSecondRoomOnSameRepoRefused(t *testing.T) {
+	s := startRoom(t, nil)
+	cfg := *s.live()
+	cfg.Listen = "127.0.0.1:0"
+	s2, err := New(Options{Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s2.Serve(context.Background(), nil)
+	if err == nil || !strings.Contains(err.Error(), "another room is running") {
+		t.Fatalf("second room on the same repo: %v", err)
+	}
+}
