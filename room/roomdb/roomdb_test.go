@@ -3,6 +3,7 @@ package roomdb
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -38,6 +39,9 @@ func TestMigrationsAndReopen(t *testing.T) {
 	db, err := Open(ctx, path, ModeRestricted)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("database file mode %v, %v; want 0600", fi.Mode(), err)
 	}
 	if v, err := db.SchemaVersion(ctx); err != nil || v != len(migrations) {
 		t.Fatalf("schema version %d, %v; want %d", v, err, len(migrations))
