@@ -47,6 +47,11 @@ type Config struct {
 	MaxTunnelBytes    int64         `toml:"max-tunnel-bytes"`
 	MaxTunnelDuration time.Duration `toml:"max-tunnel-duration"`
 	EventQueue        int           `toml:"event-queue"` // attendant events a subscriber may lag behind
+	EventBatch        time.Duration `toml:"event-batch"` // gather attendant events this long before writing
+
+	// sendBuffer, if set, is SO_SNDBUF of peer connections (tests use a
+	// small one so a peer that never reads blocks the room's writes soon).
+	sendBuffer int
 }
 
 // Defaults returns the defaults, sized for a public room.
@@ -70,6 +75,7 @@ func Defaults(repo string) Config {
 		WriteTimeout:     10 * time.Second,
 		KeepAlive:        20 * time.Second,
 		EventQueue:       4096,
+		EventBatch:       20 * time.Millisecond,
 	}
 }
 
@@ -150,6 +156,9 @@ func (c Config) Validate() error {
 		if v <= 0 {
 			errs = append(errs, fmt.Errorf("%s: want a positive duration, got %s", name, v))
 		}
+	}
+	if c.EventBatch < 0 || c.EventBatch > time.Second {
+		errs = append(errs, fmt.Errorf("event-batch: want 0 to 1s, got %s", c.EventBatch))
 	}
 	if c.MaxTunnelBytes < 0 || c.MaxTunnelDuration < 0 {
 		errs = append(errs, errors.New("max-tunnel-bytes, max-tunnel-duration: want 0 (no cap) or positive"))

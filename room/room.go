@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -65,10 +66,35 @@ type Server struct {
 	tunnels map[feeds.FeedRef]int // open tunnels per origin
 	addr    string                // listening multiserver address, once serving
 	httpAdr string
+	dbgAdr  string
 
 	pending chan struct{} // handshake slots
 	wg      sync.WaitGroup
 	started atomic.Bool
+	lim     atomic.Pointer[Config] // the limits in force (Reload replaces them)
+}
+
+// live returns the configuration whose limits are in force.
+func (s *Server) live() *Config { return s.lim.Load() }
+
+// Reload applies the limits of cfg (connections, attendants, per-IP and
+// per-key limits, write timeout, tunnel caps) to the running room, e.g.
+// on SIGHUP. Other settings (addresses, identity, mode) need a restart
+// (the mode: room admin mode set).
+func (s *Server) Reload(cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	old := s.live()
+	next := *old
+	next.MaxConns, next.MaxAttendants, next.MaxConnsPerIP, next.MaxTunnelsPerKey = cfg.MaxConns, cfg.MaxAttendants, cfg.MaxConnsPerIP, cfg.MaxTunnelsPerKey
+	next.LimitLoopback, next.WriteTimeout = cfg.LimitLoopback, cfg.WriteTimeout
+	next.MaxTunnelBytes, next.MaxTunnelDuration = cfg.MaxTunnelBytes, cfg.MaxTunnelDuration
+	s.lim.Store(&next)
+	s.log.Info("limits reloaded", "max-conns", next.MaxConns, "max-attendants", next.MaxAttendants, "max-conns-per-ip", next.MaxConnsPerIP,
+		"max-tunnels-per-key", next.MaxTunnelsPerKey, "limit-loopback", next.LimitLoopback, "write-timeout", next.WriteTimeout,
+		"max-tunnel-bytes", next.MaxTunnelBytes, "max-tunnel-duration", next.MaxTunnelDuration)
+	return nil
 }
 
 type peerConn struct {
@@ -110,6 +136,7 @@ func New(o Options) (*Server, error) {
 		tunnels: make(map[feeds.FeedRef]int),
 		pending: make(chan struct{}, cfg.MaxPending),
 	}
+	s.lim.Store(&cfg)
 	s.rpcLog = slog.New(quietHandler{log.Handler()})
 	s.metrics = newMetrics(func() float64 { return float64(s.att.Len()) })
 	s.mux = s.peerServices()
@@ -136,12 +163,12 @@ func (s *Server) peerServices() *muxrpc.Mux {
 		panic(err) // two fixed services: a duplicate is a programming error
 	}
 	roomplug.New(roomplug.Options{
-		Room: s.keys.ID, Domain: s.cfg.Domain, Store: s.db, Att: s.att, Logger: s.log,
+		Room: s.keys.ID, Domain: s.cfg.Domain, Store: s.db, Att: s.att, Logger: s.log, Batch: s.cfg.EventBatch,
 		OnDrop: func(reason string) { s.metrics.drops.WithLabelValues(reason).Inc() },
 	}).Register(m)
 	tunnel.RegisterServer(m, tunnel.ServerOptions{
 		Room: s.keys.ID, Targets: s.att, Logger: s.log,
-		MaxBytes: s.cfg.MaxTunnelBytes, MaxDuration: s.cfg.MaxTunnelDuration,
+		Caps:  func() (int64, time.Duration) { l := s.live(); return l.MaxTunnelBytes, l.MaxTunnelDuration },
 		Hooks: tunnel.Hooks{Open: s.openTunnel, Bytes: func(n int) { s.metrics.bytes.Add(float64(n)) }},
 	})
 	return m
@@ -150,10 +177,10 @@ func (s *Server) peerServices() *muxrpc.Mux {
 // openTunnel applies the per-key tunnel limit and counts tunnels.
 func (s *Server) openTunnel(origin, _ feeds.FeedRef) (func(), error) {
 	s.mu.Lock()
-	if s.tunnels[origin] >= s.cfg.MaxTunnelsPerKey {
+	if s.tunnels[origin] >= s.live().MaxTunnelsPerKey {
 		s.mu.Unlock()
 		s.metrics.limits.WithLabelValues("tunnels-per-key").Inc()
-		return nil, fmt.Errorf("room limit: at most %d open tunnels per key", s.cfg.MaxTunnelsPerKey)
+		return nil, fmt.Errorf("room limit: at most %d open tunnels per key", s.live().MaxTunnelsPerKey)
 	}
 	s.tunnels[origin]++
 	s.mu.Unlock()
@@ -180,6 +207,21 @@ func (s *Server) Address() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.addr
+}
+
+// DebugAddr is the metrics listener's address once Serve listens.
+func (s *Server) DebugAddr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dbgAdr
+}
+
+func (s *Server) debugHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	return mux
 }
 
 // HTTPAddr is the health page's address once Serve listens.
@@ -214,13 +256,13 @@ func (s *Server) Serve(ctx context.Context, ready func()) error {
 	}
 	var closers []func()
 	closers = append(closers, func() { ul.Close() }, func() { tl.Close() })
-	if hs, err := s.startHTTP(s.cfg.HTTPListen, s.healthHandler(), true); err != nil {
+	if hs, err := s.startHTTP(s.cfg.HTTPListen, s.healthHandler(), &s.httpAdr); err != nil {
 		closeAll(closers)
 		return err
 	} else if hs != nil {
 		closers = append(closers, func() { hs.Close() })
 	}
-	if hs, err := s.startHTTP(s.cfg.DebugListen, promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}), false); err != nil {
+	if hs, err := s.startHTTP(s.cfg.DebugListen, s.debugHandler(), &s.dbgAdr); err != nil {
 		closeAll(closers)
 		return err
 	} else if hs != nil {
@@ -270,7 +312,7 @@ func closeAll(fs []func()) {
 	}
 }
 
-func (s *Server) startHTTP(listen string, h http.Handler, record bool) (*http.Server, error) {
+func (s *Server) startHTTP(listen string, h http.Handler, record *string) (*http.Server, error) {
 	if listen == "" || listen == "off" {
 		return nil, nil
 	}
@@ -278,11 +320,9 @@ func (s *Server) startHTTP(listen string, h http.Handler, record bool) (*http.Se
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", listen, err)
 	}
-	if record {
-		s.mu.Lock()
-		s.httpAdr = l.Addr().String()
-		s.mu.Unlock()
-	}
+	s.mu.Lock()
+	*record = l.Addr().String()
+	s.mu.Unlock()
 	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	s.wg.Add(1)
 	go func() {
@@ -397,11 +437,14 @@ func ipOf(a net.Addr) (ip string, loopback bool) {
 
 // handle runs one peer connection from the handshake to its end.
 func (s *Server) handle(ctx context.Context, raw net.Conn) {
+	if tc, ok := raw.(*net.TCPConn); ok && s.cfg.sendBuffer > 0 {
+		_ = tc.SetWriteBuffer(s.cfg.sendBuffer)
+	}
 	ip, loopback := ipOf(raw.RemoteAddr())
-	limited := !loopback || s.cfg.LimitLoopback
+	limited := !loopback || s.live().LimitLoopback
 	var overIP bool
 	s.mu.Lock()
-	if limited && s.perIP[ip] >= s.cfg.MaxConnsPerIP {
+	if limited && s.perIP[ip] >= s.live().MaxConnsPerIP {
 		overIP = true
 	} else {
 		s.perIP[ip]++
@@ -432,7 +475,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 		sc.Close()
 		return
 	}
-	conn := &deadlineConn{Conn: sc, timeout: s.cfg.WriteTimeout}
+	conn := &deadlineConn{Conn: sc, timeout: func() time.Duration { return s.live().WriteTimeout }}
 	conn.touch()
 
 	if refusal := s.admit(ctx, id, overIP); refusal != nil {
@@ -474,7 +517,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	s.metrics.conns.Dec()
 	if conn.timedOut.Load() {
 		s.metrics.drops.WithLabelValues("write-timeout").Inc()
-		s.log.Info("peer dropped: it took nothing for longer than the write deadline", "peer", id.String(), "deadline", s.cfg.WriteTimeout)
+		s.log.Info("peer dropped: it took nothing for longer than the write deadline", "peer", id.String(), "deadline", s.live().WriteTimeout)
 	} else if err := ep.Err(); err != nil {
 		s.log.Debug("peer disconnected", "peer", id.String(), "err", err)
 	}
@@ -484,18 +527,18 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 func (s *Server) admit(ctx context.Context, id feeds.FeedRef, overIP bool) error {
 	if overIP {
 		s.metrics.limits.WithLabelValues("conns-per-ip").Inc()
-		return fmt.Errorf("room limit: at most %d connections per IP address", s.cfg.MaxConnsPerIP)
+		return fmt.Errorf("room limit: at most %d connections per IP address", s.live().MaxConnsPerIP)
 	}
 	s.mu.Lock()
 	n, replacing := s.nconns, s.conns[id] != nil
 	s.mu.Unlock()
-	if n >= s.cfg.MaxConns && !replacing {
+	if n >= s.live().MaxConns && !replacing {
 		s.metrics.limits.WithLabelValues("max-conns").Inc()
-		return fmt.Errorf("room full: at most %d connections", s.cfg.MaxConns)
+		return fmt.Errorf("room full: at most %d connections", s.live().MaxConns)
 	}
-	if !replacing && s.att.Len() >= s.cfg.MaxAttendants {
+	if !replacing && s.att.Len() >= s.live().MaxAttendants {
 		s.metrics.limits.WithLabelValues("max-attendants").Inc()
-		return fmt.Errorf("room full: at most %d attendants", s.cfg.MaxAttendants)
+		return fmt.Errorf("room full: at most %d attendants", s.live().MaxAttendants)
 	}
 	return s.sessionCheck(ctx, id)
 }
@@ -577,7 +620,7 @@ func (s *Server) keepalive(ctx context.Context, conn *deadlineConn, ep *muxrpc.E
 // nothing for that long is dropped) and records when it last read.
 type deadlineConn struct {
 	net.Conn
-	timeout time.Duration
+	timeout func() time.Duration
 	last    atomic.Int64 // unix nanos of the last successful read
 	// timedOut is set when a write failed on the deadline.
 	timedOut atomic.Bool
@@ -596,7 +639,7 @@ func (c *deadlineConn) Read(p []byte) (int, error) {
 }
 
 func (c *deadlineConn) Write(p []byte) (int, error) {
-	_ = c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(c.timeout()))
 	n, err := c.Conn.Write(p)
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 		c.timedOut.Store(true)

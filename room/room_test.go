@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"runtime"
 	"strings"
 	"sync"
@@ -410,7 +411,12 @@ func TestRegisterAlias(t *testing.T) {
 // the write deadline.
 func TestSlowAttendant(t *testing.T) {
 	const writeTimeout = 3 * time.Second
-	s := startRoom(t, func(c *Config) { c.WriteTimeout = writeTimeout; c.EventQueue = 1 << 20; c.KeepAlive = time.Hour })
+	s := startRoom(t, func(c *Config) {
+		c.WriteTimeout = writeTimeout
+		c.EventQueue = 1 << 20
+		c.KeepAlive = time.Hour
+		c.sendBuffer = 4096
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	var stall *stallConn
@@ -632,4 +638,78 @@ func TestAttendantsChurn(t *testing.T) {
 		}
 	}
 	t.Logf("%d clients, %d live at the end, %d wrong views", n, len(truth), wrong)
+}
+
+func TestMetricsAndHealth(t *testing.T) {
+	s := startRoom(t, func(c *Config) { c.DebugListen = "127.0.0.1:0"; c.HTTPListen = "127.0.0.1:0" })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	a, b := mustDial(t, s, newKey(t)), mustDial(t, s, newKey(t))
+	if _, err := b.subscribe(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if sent, got := transfer(t, s, a, b, 100_000); sent != got {
+		t.Fatal("tunnel failed")
+	}
+	get := func(url string) string {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %s", url, resp.Status)
+		}
+		return string(body)
+	}
+	m := get("http://" + s.DebugAddr() + "/metrics")
+	for _, want := range []string{
+		"room_connections 2", "room_attendants 1", "room_tunnels_total 1", "room_tunnels_open 0",
+		`room_handshakes_total{result="ok"} 2`, "room_tunnel_bytes_total",
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if h := get("http://" + s.HTTPAddr() + "/healthz"); !strings.Contains(h, `"status":"ok"`) {
+		t.Fatalf("health page: %s", h)
+	}
+}
+
+// TestReloadLimits: limits lowered at run time (SIGHUP in `room serve`)
+// apply to the next connection.
+func TestReloadLimits(t *testing.T) {
+	s := startRoom(t, func(c *Config) { c.LimitLoopback = true; c.MaxConnsPerIP = 8 })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	mustDial(t, s, newKey(t))
+	next := *s.live()
+	next.MaxConnsPerIP = 1
+	if err := s.Reload(next); err != nil {
+		t.Fatal(err)
+	}
+	bad := next
+	bad.MaxConns = 0
+	if err := s.Reload(bad); err == nil {
+		t.Fatal("invalid limits accepted")
+	}
+	c := mustDial(t, s, newKey(t))
+	if err := c.ep.Async(ctx, nil, muxrpc.Method{"room", "metadata"}); callErr(err) != "room limit: at most 1 connections per IP address" {
+		t.Fatalf("after reload: %v", err)
+	}
+}
+
+func TestSecondRoomOnSameRepoRefused(t *testing.T) {
+	s := startRoom(t, nil)
+	cfg := *s.live()
+	cfg.Listen = "127.0.0.1:0"
+	s2, err := New(Options{Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s2.Serve(context.Background(), nil)
+	if err == nil || !strings.Contains(err.Error(), "another room is running") {
+		t.Fatalf("second room on the same repo: %v", err)
+	}
 }

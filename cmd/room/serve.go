@@ -82,6 +82,7 @@ var serveSettings = []setting{
 	{"keepalive", "ping a silent peer after this long; drop it after twice this (default 20s)", dur(func(c *room.Config, d time.Duration) { c.KeepAlive = d })},
 	{"max-tunnel-bytes", "end a tunnel after this many bytes (0 = no cap) (default 0)", num(func(c *room.Config, n int64) { c.MaxTunnelBytes = n })},
 	{"max-tunnel-duration", "end a tunnel after this long (0 = no cap) (default 0)", dur(func(c *room.Config, d time.Duration) { c.MaxTunnelDuration = d })},
+	{"event-batch", "gather attendant events this long before writing them to a subscriber (default 20ms)", dur(func(c *room.Config, d time.Duration) { c.EventBatch = d })},
 	{"event-queue", "attendant events a subscriber may lag behind before it is dropped (default 4096)", num(func(c *room.Config, n int64) { c.EventQueue = int(n) })},
 }
 
@@ -159,7 +160,9 @@ room.* and tunnel.*, answer the operator on REPO/socket, until SIGINT/SIGTERM.
 
 Every setting is also an environment variable SSB_ROOM_<FLAG> (e.g.
 SSB_ROOM_MAX_CONNS) and a key of REPO/config.toml (e.g. max-conns = 2000);
-flags win over the environment, which wins over the file.`,
+flags win over the environment, which wins over the file. SIGHUP re-reads the
+file and the environment and applies the limits (max-*, limit-loopback,
+write-timeout, tunnel caps) without a restart.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := resolveConfig(cmd)
@@ -174,6 +177,27 @@ flags win over the environment, which wins over the file.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			// SIGHUP re-reads config.toml and the environment (flags
+			// still win) and applies the limits.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			go func() {
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case <-hup:
+						next, err := resolveConfig(cmd)
+						if err == nil {
+							err = srv.Reload(next)
+						}
+						if err != nil {
+							log.Error("SIGHUP: configuration not reloaded", "err", err)
+						}
+					}
+				}
+			}()
 			return srv.Serve(ctx, nil)
 		},
 	}

@@ -44,6 +44,9 @@ type Options struct {
 	// (reason "queue-full"). Optional.
 	OnDrop func(reason string)
 	Now    func() time.Time
+	// Batch delays writing attendant events by up to this long so that a
+	// burst goes out in one write per subscriber (0: write at once).
+	Batch time.Duration
 }
 
 // Plugin holds the handlers.
@@ -260,10 +263,20 @@ func (p *Plugin) subscribe(id feeds.FeedRef, ep *muxrpc.Endpoint) ([]feeds.FeedR
 
 // pump writes the subscription's events with write(batch) until the
 // stream or the connection ends.
-func pump(ctx context.Context, out *muxrpc.Sink, sub *Subscription, write func([]Event) error) error {
+func pump(ctx context.Context, out *muxrpc.Sink, sub *Subscription, batch time.Duration, write func([]Event) error) error {
 	for {
 		select {
 		case <-sub.Wait():
+			if batch > 0 {
+				// Let a burst gather: one write (and one flush) for many
+				// events instead of one per event per subscriber.
+				t := time.NewTimer(batch)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+				}
+				t.Stop()
+			}
 			if evs := sub.Take(); len(evs) > 0 {
 				if err := write(evs); err != nil {
 					return nil // the stream or connection is gone
@@ -292,7 +305,7 @@ func (p *Plugin) attendants(ctx context.Context, req *muxrpc.Request, out *muxrp
 	}{"state", idStrings(state)}); err != nil {
 		return nil
 	}
-	return pump(ctx, out, sub, func(evs []Event) error {
+	return pump(ctx, out, sub, p.o.Batch, func(evs []Event) error {
 		for _, ev := range evs {
 			if err := out.Write(eventJSON(ev)); err != nil {
 				return err
@@ -324,7 +337,7 @@ func (p *Plugin) endpoints(ctx context.Context, req *muxrpc.Request, out *muxrpc
 	if err := out.Write(list()); err != nil {
 		return nil
 	}
-	return pump(ctx, out, sub, func(evs []Event) error {
+	return pump(ctx, out, sub, p.o.Batch, func(evs []Event) error {
 		for _, ev := range evs {
 			if ev.Joined {
 				set[ev.ID] = struct{}{}

@@ -46,7 +46,10 @@ type ServerOptions struct {
 	// longer (0: no cap).
 	MaxBytes    int64
 	MaxDuration time.Duration
-	Logger      *slog.Logger
+	// Caps, if set, is asked for MaxBytes and MaxDuration at each tunnel
+	// (limits that can change while the room runs).
+	Caps   func() (maxBytes int64, maxDuration time.Duration)
+	Logger *slog.Logger
 }
 
 // ConnectArgs is the argument of tunnel.connect: origin is set only on the
@@ -134,9 +137,13 @@ func serveConnect(ctx context.Context, o *ServerOptions, req *muxrpc.Request, in
 		}
 		defer release()
 	}
-	if o.MaxDuration > 0 {
+	maxBytes, maxDur := o.MaxBytes, o.MaxDuration
+	if o.Caps != nil {
+		maxBytes, maxDur = o.Caps()
+	}
+	if maxDur > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, o.MaxDuration)
+		ctx, cancel = context.WithTimeout(ctx, maxDur)
 		defer cancel()
 	}
 	// Ends when either connection ends (ctx is the origin's call; the
@@ -148,7 +155,7 @@ func serveConnect(ctx context.Context, o *ServerOptions, req *muxrpc.Request, in
 	}
 	o.Logger.Debug("tunnel opened", "origin", origin.String(), "target", args.Target.String())
 	start := time.Now()
-	n, err := Splice(ctx, in, out, bIn, bOut, o.Hooks.Bytes, o.MaxBytes)
+	n, err := Splice(ctx, in, out, bIn, bOut, o.Hooks.Bytes, maxBytes)
 	o.Logger.Debug("tunnel closed", "origin", origin.String(), "target", args.Target.String(), "bytes", n, "duration", time.Since(start), "err", err)
 	return nil
 }

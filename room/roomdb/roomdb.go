@@ -16,6 +16,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -144,6 +145,13 @@ var migrations = []string{
 // Open opens (creating if needed) the database at path and applies the
 // migrations. defaultMode is stored when no mode was stored yet.
 func Open(ctx context.Context, path string, defaultMode Mode) (*DB, error) {
+	// Owner-only, like the secret: members, invite hashes, denied keys.
+	// SQLite gives the -wal and -shm files the database file's mode.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+		return nil, fmt.Errorf("open room database %s: %w", path, err)
+	} else {
+		f.Close()
+	}
 	dsn := "file:" + path + "?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=synchronous(NORMAL)"
 	sdb, err := sql.Open("sqlite", dsn)
 	if err != nil {

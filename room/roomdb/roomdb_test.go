@@ -3,6 +3,7 @@ package roomdb
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -38,6 +39,9 @@ func TestMigrationsAndReopen(t *testing.T) {
 	db, err := Open(ctx, path, ModeRestricted)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("database file mode %v, %v; want 0600", fi.Mode(), err)
 	}
 	if v, err := db.SchemaVersion(ctx); err != nil || v != len(migrations) {
 		t.Fatalf("schema version %d, %v; want %d", v, err, len(migrations))
@@ -280,4 +284,20 @@ func FuzzParseInviteCode(f *testing.F) {
 			t.Fatalf("ParseInviteCode(%q) = %d bytes", s, len(b))
 		}
 	})
+}
+
+func TestMayCreateInvite(t *testing.T) {
+	for _, c := range []struct {
+		mode Mode
+		role Role
+		ok   bool
+	}{
+		{ModeOpen, "", true}, {ModeOpen, RoleMember, true},
+		{ModeCommunity, "", false}, {ModeCommunity, RoleMember, true}, {ModeCommunity, RoleModerator, true}, {ModeCommunity, RoleAdmin, true},
+		{ModeRestricted, "", false}, {ModeRestricted, RoleMember, false}, {ModeRestricted, RoleModerator, true}, {ModeRestricted, RoleAdmin, true},
+	} {
+		if got := MayCreateInvite(c.mode, c.role); got != c.ok {
+			t.Errorf("%s/%q: %v, want %v", c.mode, c.role, got, c.ok)
+		}
+	}
 }
