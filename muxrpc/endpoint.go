@@ -335,7 +335,7 @@ func parseRequest(p Packet) (*wireRequest, CallType, error) {
 	if p.Flag.IsStream() {
 		typ = wr.Type
 		if !typ.IsStream() {
-			return &wr, "", fmt.Errorf("invalid request: stream type %q, want source, sink or duplex", string(wr.Type))
+			return &wr, "", fmt.Errorf("invalid request: stream type %q, want source, sink or duplex", ShortArg(string(wr.Type)))
 		}
 	}
 	return &wr, typ, nil
@@ -349,7 +349,7 @@ func (e *Endpoint) handleRequest(p Packet) {
 	if err != nil {
 		name := "?"
 		if wr != nil {
-			name = wr.Name.String()
+			name = ShortArg(wr.Name.String())
 		}
 		e.log.Debug("muxrpc: refusing request", "req", p.Req, "name", name, "err", err)
 		e.refuse(p, err)
