@@ -15,6 +15,9 @@ import (
 // socket file left behind by a killed daemon can safely be removed.
 func (n *Node) listenUnix() (net.Listener, error) {
 	path := n.cfg.SocketPath()
+	if err := checkSocketPath(path); err != nil {
+		return nil, err
+	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
 	}
@@ -48,4 +51,17 @@ func (n *Node) serveUnix(ctx context.Context, l net.Listener) {
 			n.runPeer(ctx, c, nil, "unix", "in")
 		}()
 	}
+}
+
+// maxSocketPath is the longest unix socket path the kernel takes: struct
+// sockaddr_un has 108 bytes for the path and its terminating NUL.
+const maxSocketPath = 107
+
+// checkSocketPath says clearly when path cannot be a unix socket (the
+// kernel would only say "bind: invalid argument").
+func checkSocketPath(path string) error {
+	if len(path) > maxSocketPath {
+		return fmt.Errorf("unix socket path %s is too long (%d bytes, the limit is %d): use a repo directory with a shorter path (--repo or SSB_REPO)", path, len(path), maxSocketPath)
+	}
+	return nil
 }
