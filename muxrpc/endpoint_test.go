@@ -673,7 +673,8 @@ func TestBackPressure(t *testing.T) {
 	})
 	opts := Options{StreamQueueItems: 64, StreamQueueBytes: 4 << 10}
 	// net.Pipe has no kernel buffer, so what is in flight is only ours.
-	_, b := pipePair(t, m, nil, Options{}, opts)
+	// The producer's send queue is bounded too (Options.MaxQueuedBytes).
+	_, b := pipePair(t, m, nil, Options{MaxQueuedBytes: 64 << 10}, opts)
 	ctx := context.Background()
 	src, err := b.Source(ctx, Method{"flood"})
 	if err != nil {

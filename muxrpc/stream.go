@@ -64,7 +64,7 @@ func (e *Endpoint) newStream(id, wire int32, inbound bool, typ CallType) *stream
 	s := &stream{e: e, id: id, wire: wire, inbound: inbound, typ: typ, remoteEnd: make(chan struct{})}
 	takesData := typ == TypeDuplex || (inbound && typ == TypeSink) || (!inbound && typ == TypeSource)
 	if takesData {
-		s.q = newQueue(e.opts.StreamQueueItems, e.opts.StreamQueueBytes)
+		s.q = newQueue(e.opts.StreamQueueItems, e.opts.StreamQueueBytes, e)
 	}
 	return s
 }
@@ -111,7 +111,7 @@ func (s *stream) sendEnd(err error) error {
 	if err != nil {
 		body = errorBody(err)
 	}
-	if werr := s.e.w.send(s, FlagStream|FlagEnd|FlagJSON, s.wire, body, true); werr != nil {
+	if werr := s.e.w.send(s, FlagStream|FlagEnd|FlagJSON, s.wire, body, true, false); werr != nil {
 		return werr
 	}
 	s.maybeForget()
@@ -238,7 +238,7 @@ func (snk *Sink) Write(v any) error {
 		}
 		return nil
 	}
-	return snk.s.writeErr(snk.s.e.w.send(snk.s, FlagStream|flag, snk.s.wire, body, false))
+	return snk.s.writeErr(snk.s.e.w.send(snk.s, FlagStream|flag, snk.s.wire, body, false, true))
 }
 
 // writeErr turns ErrStreamClosed from a write into the peer's error when
@@ -273,7 +273,7 @@ func (snk *Sink) WriteRaw(typ Flag, body []byte) error {
 			return errors.New("muxrpc: empty JSON body")
 		}
 	}
-	return snk.s.writeErr(snk.s.e.w.send(snk.s, FlagStream|typ, snk.s.wire, body, false))
+	return snk.s.writeErr(snk.s.e.w.send(snk.s, FlagStream|typ, snk.s.wire, body, false, true))
 }
 
 // Close ends our outgoing half with `true`. For a sink call we made it
