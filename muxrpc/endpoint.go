@@ -132,7 +132,7 @@ type Endpoint struct {
 	// read loop when it waits for room.
 	held      atomic.Int64
 	heldFreed chan struct{}
-	stopCtx func() bool          // unregisters the constructor ctx's AfterFunc
+	stopCtx   func() bool // unregisters the constructor ctx's AfterFunc
 
 	closeOnce sync.Once
 	err       error         // why it ended; nil for a clean close; set before done closes
@@ -184,13 +184,13 @@ func NewEndpoint(ctx context.Context, conn io.ReadWriteCloser, h Handler, opts O
 		h = HandlerFunc(func(_ context.Context, req *Request) { _ = req.Fail(NotAllowedError(req.Method)) })
 	}
 	e := &Endpoint{
-		conn:     conn,
-		h:        h,
-		opts:     opts,
-		log:      opts.Logger,
-		calls:    make(map[int32]*asyncCall),
-		out:      make(map[int32]*stream),
-		in:       make(map[int32]*stream),
+		conn:      conn,
+		h:         h,
+		opts:      opts,
+		log:       opts.Logger,
+		calls:     make(map[int32]*asyncCall),
+		out:       make(map[int32]*stream),
+		in:        make(map[int32]*stream),
 		done:      make(chan struct{}),
 		readDone:  make(chan struct{}),
 		heldFreed: make(chan struct{}, 1),

@@ -34,10 +34,10 @@ type writer struct {
 	onErr        func(error)
 
 	mu     sync.Mutex
-	space  *sync.Cond   // broadcast when queued shrinks or err is set
-	buf    []byte       // packets waiting for the flusher
-	queued int          // len(buf) plus what the flusher is writing
-	err    error        // sticky: once set every send fails
+	space  *sync.Cond    // broadcast when queued shrinks or err is set
+	buf    []byte        // packets waiting for the flusher
+	queued int           // len(buf) plus what the flusher is writing
+	err    error         // sticky: once set every send fails
 	kick   chan struct{} // capacity 1: "buf is not empty"
 	bye    bool          // goodbye queued: flush, then stop
 	byeErr chan error    // the goodbye's write result
