@@ -164,20 +164,36 @@ func (c *connReader) readPacket() (Packet, error) {
 	if err != nil {
 		return p, err
 	}
-	p.Body = make([]byte, n)
-	k := copy(p.Body, c.buf[c.start:c.end])
+	// The body grows as its bytes arrive: a header announcing megabytes
+	// costs only what the peer really sent.
+	k := min(n, c.end-c.start)
+	body := make([]byte, k, max(k, min(n, initialBody)))
+	copy(body, c.buf[c.start:c.start+k])
 	c.consumed(k)
 	if k < n {
 		c.arm(true)
-		if _, err := io.ReadFull(c.r, p.Body[k:]); err != nil {
+	}
+	for len(body) < n {
+		if len(body) == cap(body) {
+			nb := make([]byte, len(body), min(n, 2*cap(body)))
+			copy(nb, body)
+			body = nb
+		}
+		m, err := c.r.Read(body[len(body):cap(body)])
+		body = body[:len(body)+m]
+		if err != nil && len(body) < n {
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
 			}
 			if isTimeout(err) {
 				return p, fmt.Errorf("muxrpc: packet req %d (%d bytes) not complete within %s: %w", p.Req, n, c.packet, err)
 			}
-			return p, fmt.Errorf("muxrpc: truncated packet body (req %d, %d bytes): %w", p.Req, n, err)
+			return p, fmt.Errorf("muxrpc: truncated packet body (req %d, %d of %d bytes): %w", p.Req, len(body), n, err)
 		}
 	}
+	p.Body = body
 	return p, nil
 }
+
+// initialBody is the first allocation for a body that is not buffered yet.
+const initialBody = 64 << 10

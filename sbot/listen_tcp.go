@@ -38,12 +38,12 @@ func (n *Node) listenTCP() (net.Listener, error) {
 		}
 		return nil
 	}
-	return secretstream.NewListener(raw, secretstream.ListenerConfig{
+	return secretstream.NewListener(raw, n.limits.listenerConfig(secretstream.ListenerConfig{
 		AppKey:    secretstream.AppKey(n.caps),
 		Local:     n.keys.Private,
 		Authorize: authorize,
 		Logger:    n.log.With("component", "shs"),
-	}), nil
+	})), nil
 }
 
 func (n *Node) serveTCP(ctx context.Context, l net.Listener) {

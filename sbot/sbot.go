@@ -42,6 +42,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
+	// Limits bound what one peer connection may cost (zero: defaults).
+	Limits PeerLimits
 }
 
 // Node is a running SSB daemon.
@@ -61,6 +63,7 @@ type Node struct {
 	graph   *contacts.Graph
 	blobs   *blobsplugin.Manager
 	started time.Time
+	limits  PeerLimits
 
 	mu        sync.Mutex
 	serveCtx  context.Context // set by Serve: lifetime of outgoing connections
@@ -118,6 +121,7 @@ func New(opts Options) (*Node, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	n := &Node{cfg: cfg, log: log, now: now, caps: caps, store: st, peers: map[*muxrpc.Endpoint]*peerInfo{}}
+	n.limits = opts.Limits
 	fail := func(err error) (*Node, error) {
 		st.Close()
 		return nil, err

@@ -158,11 +158,19 @@ func (n *Node) runPeer(ctx context.Context, conn net.Conn, remote ed25519.Public
 		}
 		n.mux.HandleCall(ctx, req)
 	})
-	e := muxrpc.NewEndpoint(ctx, conn, handler, muxrpc.Options{
+	opts := muxrpc.Options{
 		Logger:     log.With("component", "muxrpc"),
 		MaxStreams: n.cfg.MaxStreams,
 		RemoteKey:  remote,
-	})
+	}
+	if remote != nil {
+		opts = n.limits.muxrpcOptions(opts) // TCP peers
+	} else {
+		// The unix socket is the owner's: a script may pause reading
+		// (`sbot log | less`) as long as it likes.
+		opts.WriteTimeout, opts.PacketTimeout = -1, -1
+	}
+	e := muxrpc.NewEndpoint(ctx, conn, handler, opts)
 	n.peers[e] = &peerInfo{id: id, address: address, direction: direction, since: n.now()}
 	n.mu.Unlock()
 	if direction != "unix" {
