@@ -20,6 +20,8 @@ type connReader struct {
 	idle     time.Duration // 0: none
 	packet   time.Duration // <= 0: none
 	maxBody  int
+	budget   *Budget         // shared bound on bodies being received
+	done     <-chan struct{} // ends a wait for the budget
 
 	small      [smallReadSize]byte
 	buf        []byte // small[:] or *big
@@ -173,9 +175,17 @@ func (c *connReader) readPacket() (Packet, error) {
 	if k < n {
 		c.arm(true)
 	}
+	var reserved int64
+	defer func() { c.budget.release(reserved) }()
 	for len(body) < n {
 		if len(body) == cap(body) {
-			nb := make([]byte, len(body), min(n, 2*cap(body)))
+			grow := min(n, 2*cap(body))
+			if !c.budget.acquire(int64(grow-cap(body)), c.done) {
+				return p, errors.New("muxrpc: endpoint closed while waiting to receive a packet")
+			}
+			c.arm(true) // the wait for the budget does not count
+			reserved += int64(grow - cap(body))
+			nb := make([]byte, len(body), grow)
 			copy(nb, body)
 			body = nb
 		}

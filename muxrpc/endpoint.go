@@ -88,6 +88,9 @@ type Options struct {
 	// minutes, so a silent JS peer is a dead one. Zero (the default)
 	// disables it.
 	IdleTimeout time.Duration
+	// BodyBudget, when set, bounds the bytes of packet bodies being
+	// received at once by all endpoints sharing it (see Budget).
+	BodyBudget *Budget
 }
 
 // Handler answers calls made by the remote side. HandleCall runs in its own
@@ -298,6 +301,7 @@ func (e *Endpoint) closedErr() error {
 func (e *Endpoint) readLoop() {
 	defer close(e.readDone)
 	cr := newConnReader(e.conn, e.opts.MaxPacketSize, e.opts.IdleTimeout, e.opts.PacketTimeout)
+	cr.budget, cr.done = e.opts.BodyBudget, e.done
 	defer cr.release()
 	for {
 		p, err := cr.readPacket()

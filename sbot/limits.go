@@ -32,6 +32,11 @@ type PeerLimits struct {
 	// and held from it (muxrpc defaults).
 	MaxQueuedBytes int
 	MaxHeldBytes   int
+	// BodyBudget bounds the bytes of packets being received from all
+	// peers at once (DefaultBodyBudget).
+	BodyBudget int64
+
+	budget *muxrpc.Budget // shared by all peers of a node
 }
 
 // muxrpcOptions applies the limits to the options of a peer's endpoint.
@@ -41,6 +46,7 @@ func (l PeerLimits) muxrpcOptions(o muxrpc.Options) muxrpc.Options {
 	o.IdleTimeout = l.IdleTimeout
 	o.MaxQueuedBytes = l.MaxQueuedBytes
 	o.MaxHeldBytes = l.MaxHeldBytes
+	o.BodyBudget = l.budget
 	return o
 }
 
@@ -51,3 +57,7 @@ func (l PeerLimits) listenerConfig(c secretstream.ListenerConfig) secretstream.L
 	c.MaxPendingPerIP = l.MaxPendingPerIP
 	return c
 }
+
+// DefaultBodyBudget bounds the bytes of packet bodies all TCP peers are
+// sending us at once (see muxrpc.Budget): 16 packets of the 4 MiB maximum.
+const DefaultBodyBudget = 64 << 20

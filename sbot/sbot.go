@@ -1,6 +1,7 @@
 package sbot
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -122,6 +123,7 @@ func New(opts Options) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: log, now: now, caps: caps, store: st, peers: map[*muxrpc.Endpoint]*peerInfo{}}
 	n.limits = opts.Limits
+	n.limits.budget = muxrpc.NewBudget(cmp.Or(n.limits.BodyBudget, DefaultBodyBudget))
 	fail := func(err error) (*Node, error) {
 		st.Close()
 		return nil, err
