@@ -289,7 +289,7 @@ func (l *Listener) refused(remote net.Addr, err error) {
 	l.smu.Unlock()
 	if n > 0 {
 		l.cfg.Logger.Info("secretstream: refused connections (failed, timed out or evicted handshakes; details at debug level)",
-			"count", n, "total", l.failed.Load())
+			"count", n, "total", l.failed.Load(), "last_remote", remote.String(), "last_err", err)
 	}
 }
 

@@ -182,7 +182,7 @@ func TestSlowlorisIdleConnections(t *testing.T) {
 		sameHost bool
 		reopen   time.Duration
 	}{
-		{"other host, reopened at once", false, 10 * time.Millisecond},
+		{"other host, reopened at once", false, 20 * time.Millisecond},
 		{"same host, kept open", true, time.Hour},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -197,7 +197,7 @@ func TestSlowlorisIdleConnections(t *testing.T) {
 			defer stop()
 			var worst time.Duration
 			for i := range 20 {
-				took, err := connectOnce(raw.v4.Addr().String(), app, clientKey, pub(serverKey), time.Second)
+				took, err := connectOnce(raw.v4.Addr().String(), app, clientKey, pub(serverKey), raceScale*time.Second)
 				if err != nil {
 					t.Fatalf("connect %d under the flood failed after %s: %v", i, took, err)
 				}
