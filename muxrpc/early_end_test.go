@@ -122,7 +122,7 @@ func TestServerEndsSinkEarlyWithError(t *testing.T) {
 func TestErrorRepliesQuoteShortPrefix(t *testing.T) {
 	mux := NewMux()
 	_, client := pipePair(t, mux, nil, Options{}, Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for _, tc := range []struct {
 		method Method
@@ -136,7 +136,7 @@ func TestErrorRepliesQuoteShortPrefix(t *testing.T) {
 		err := client.Async(ctx, nil, tc.method)
 		var ce *CallError
 		if !errors.As(err, &ce) {
-			t.Fatalf("%.40s: %v", tc.method, err)
+			t.Fatalf("%.40s: %.300v", tc.method, err)
 		}
 		if tc.want != "" && ce.Message != tc.want {
 			t.Fatalf("message %.200q, want %.200q", ce.Message, tc.want)
