@@ -123,22 +123,12 @@ func ReadPacket(r *bufio.Reader, buf []byte, maxBody int) (Packet, error) {
 		}
 		return Packet{}, err // io.EOF or a transport error
 	}
-	if _, err := r.Discard(HeaderSize); err != nil {
-		return Packet{}, err
+	p, n, err := parseHeader(hdr, maxBody)
+	if _, derr := r.Discard(HeaderSize); derr != nil {
+		return Packet{}, derr
 	}
-	p := Packet{
-		Flag: Flag(hdr[0]) & flagKnown,
-		Req:  int32(binary.BigEndian.Uint32(hdr[5:9])),
-	}
-	n := binary.BigEndian.Uint32(hdr[1:5])
-	if n == 0 {
-		return p, ErrGoodbye
-	}
-	if p.Flag.Type() == 3 {
-		return p, fmt.Errorf("muxrpc: packet req %d: %w", p.Req, ErrBadPacketType)
-	}
-	if uint64(n) > uint64(maxBody) {
-		return p, fmt.Errorf("muxrpc: packet req %d announces %d bytes, limit %d: %w", p.Req, n, maxBody, ErrPacketTooLarge)
+	if err != nil {
+		return p, err
 	}
 	if cap(buf) >= int(n) {
 		p.Body = buf[:n]
@@ -152,6 +142,29 @@ func ReadPacket(r *bufio.Reader, buf []byte, maxBody int) (Packet, error) {
 		return p, fmt.Errorf("muxrpc: truncated packet body (req %d, %d bytes): %w", p.Req, n, err)
 	}
 	return p, nil
+}
+
+// parseHeader decodes a 9-byte header: the packet without its body and
+// the body length, or ErrGoodbye, ErrBadPacketType or ErrPacketTooLarge.
+func parseHeader(hdr []byte, maxBody int) (Packet, int, error) {
+	if maxBody <= 0 {
+		maxBody = DefaultMaxPacketSize
+	}
+	p := Packet{
+		Flag: Flag(hdr[0]) & flagKnown,
+		Req:  int32(binary.BigEndian.Uint32(hdr[5:9])),
+	}
+	n := binary.BigEndian.Uint32(hdr[1:5])
+	if n == 0 {
+		return p, 0, ErrGoodbye
+	}
+	if p.Flag.Type() == 3 {
+		return p, 0, fmt.Errorf("muxrpc: packet req %d: %w", p.Req, ErrBadPacketType)
+	}
+	if uint64(n) > uint64(maxBody) {
+		return p, 0, fmt.Errorf("muxrpc: packet req %d announces %d bytes, limit %d: %w", p.Req, n, maxBody, ErrPacketTooLarge)
+	}
+	return p, int(n), nil
 }
 
 // WritePacket writes p (header and body) to w without flushing. It refuses

@@ -30,11 +30,22 @@
 // the goodbye (nine zero bytes) and closes the connection.
 //
 // Flow control: each incoming stream half has a bounded queue
-// (Options.StreamQueueItems/Bytes). When a consumer does not keep up, the
-// read loop waits for it, which pauses every call on the connection. So a
-// consumer must keep reading (or Close its Source); in particular it must
-// not wait for another call on the same connection while it leaves its own
-// Source unread. Outgoing writes block when the connection does not take
-// data; all packets go through one buffered writer that a separate
-// goroutine flushes, so bursts leave in few large writes.
+// (Options.StreamQueueItems/Bytes), and all queues and the arguments of
+// calls being handled share a per-connection budget (Options.MaxHeldBytes).
+// When a consumer does not keep up, the read loop waits for it, which
+// pauses every call on the connection. So a consumer must keep reading (or
+// Close its Source); in particular it must not wait for another call on the
+// same connection while it leaves its own Source unread.
+//
+// Outgoing packets go into one in-memory queue that a separate goroutine
+// writes out without holding the queue's lock, so bursts leave in few
+// large writes. Stream items and replies wait while the queue holds more
+// than Options.MaxQueuedBytes; ends and error replies never wait, so the
+// read loop never blocks on the network. A peer that takes none of our
+// bytes for Options.WriteTimeout, stalls inside a packet for
+// Options.PacketTimeout, or (optionally) sends nothing for
+// Options.IdleTimeout is disconnected. Error replies quote at most
+// MaxQuoted bytes of a peer's argument (ShortArg) and never more than
+// MaxErrorMessage bytes in all. Buffers are pooled, so an idle connection
+// holds little memory.
 package muxrpc

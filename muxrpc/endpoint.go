@@ -1,7 +1,6 @@
 package muxrpc
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -29,6 +28,19 @@ const (
 	// DefaultGoodbyeTimeout is how long Close waits for the goodbye packet to
 	// be written before it closes the connection anyway.
 	DefaultGoodbyeTimeout = time.Second
+	// DefaultMaxQueuedBytes bounds the bytes queued for sending on one
+	// connection (replies, stream items); see Options.MaxQueuedBytes.
+	DefaultMaxQueuedBytes = 8 << 20
+	// DefaultMaxHeldBytes bounds the bytes of the peer's packets that one
+	// connection holds: the arguments of calls being handled and the items
+	// queued for consumers; see Options.MaxHeldBytes.
+	DefaultMaxHeldBytes = 16 << 20
+	// DefaultWriteTimeout is how long the peer may take none of our bytes
+	// while we have some to send before it is disconnected.
+	DefaultWriteTimeout = time.Minute
+	// DefaultPacketTimeout is how long the rest of a packet may take to
+	// arrive once its header did.
+	DefaultPacketTimeout = time.Minute
 )
 
 // Options configure an Endpoint. The zero value is usable.
@@ -51,6 +63,34 @@ type Options struct {
 	// handshake), or nil for a trusted local connection. Handlers read it
 	// with Request.RemoteKey to tell the owner from other peers.
 	RemoteKey ed25519.PublicKey
+	// MaxQueuedBytes bounds the bytes queued for sending: stream items and
+	// async replies wait while more are queued; ends and error replies
+	// never wait, and a peer that lets twice as much pile up is
+	// disconnected. Default DefaultMaxQueuedBytes.
+	MaxQueuedBytes int
+	// MaxHeldBytes bounds the bytes of the peer's packets held at once:
+	// a call whose arguments do not fit is refused with an error, and
+	// stream items wait in the kernel (reading pauses) until consumers
+	// made room. Default DefaultMaxHeldBytes (at least twice
+	// MaxPacketSize).
+	MaxHeldBytes int
+	// WriteTimeout disconnects a peer that takes none of our bytes for
+	// this long while we have some to send (needs a connection with
+	// SetWriteDeadline). Default DefaultWriteTimeout; negative disables.
+	WriteTimeout time.Duration
+	// PacketTimeout disconnects a peer that stalls in the middle of a
+	// packet: the body must arrive within this time after its header
+	// (needs SetReadDeadline). Default DefaultPacketTimeout; negative
+	// disables.
+	PacketTimeout time.Duration
+	// IdleTimeout disconnects a peer that sends nothing at all for this
+	// long (needs SetReadDeadline). JS peers send gossip.ping every few
+	// minutes, so a silent JS peer is a dead one. Zero (the default)
+	// disables it.
+	IdleTimeout time.Duration
+	// BodyBudget, when set, bounds the bytes of packet bodies being
+	// received at once by all endpoints sharing it (see Budget).
+	BodyBudget *Budget
 }
 
 // Handler answers calls made by the remote side. HandleCall runs in its own
@@ -90,7 +130,12 @@ type Endpoint struct {
 	out     map[int32]*stream    // streams we started, by our request number
 	in      map[int32]*stream    // streams the peer started, by its number
 	active  atomic.Int32         // inbound calls being handled
-	stopCtx func() bool          // unregisters the constructor ctx's AfterFunc
+	// held counts the bytes of the peer's packets we hold: arguments of
+	// calls being handled and items in stream queues. heldFreed wakes the
+	// read loop when it waits for room.
+	held      atomic.Int64
+	heldFreed chan struct{}
+	stopCtx   func() bool // unregisters the constructor ctx's AfterFunc
 
 	closeOnce sync.Once
 	err       error         // why it ended; nil for a clean close; set before done closes
@@ -126,22 +171,35 @@ func NewEndpoint(ctx context.Context, conn io.ReadWriteCloser, h Handler, opts O
 	if opts.GoodbyeTimeout <= 0 {
 		opts.GoodbyeTimeout = DefaultGoodbyeTimeout
 	}
+	if opts.MaxQueuedBytes <= 0 {
+		opts.MaxQueuedBytes = DefaultMaxQueuedBytes
+	}
+	if opts.MaxHeldBytes <= 0 {
+		opts.MaxHeldBytes = max(DefaultMaxHeldBytes, 2*opts.MaxPacketSize)
+	}
+	if opts.WriteTimeout == 0 {
+		opts.WriteTimeout = DefaultWriteTimeout
+	}
+	if opts.PacketTimeout == 0 {
+		opts.PacketTimeout = DefaultPacketTimeout
+	}
 	if h == nil {
 		h = HandlerFunc(func(_ context.Context, req *Request) { _ = req.Fail(NotAllowedError(req.Method)) })
 	}
 	e := &Endpoint{
-		conn:     conn,
-		h:        h,
-		opts:     opts,
-		log:      opts.Logger,
-		calls:    make(map[int32]*asyncCall),
-		out:      make(map[int32]*stream),
-		in:       make(map[int32]*stream),
-		done:     make(chan struct{}),
-		readDone: make(chan struct{}),
+		conn:      conn,
+		h:         h,
+		opts:      opts,
+		log:       opts.Logger,
+		calls:     make(map[int32]*asyncCall),
+		out:       make(map[int32]*stream),
+		in:        make(map[int32]*stream),
+		done:      make(chan struct{}),
+		readDone:  make(chan struct{}),
+		heldFreed: make(chan struct{}, 1),
 	}
 	e.ctx, e.cancel = context.WithCancel(ctx)
-	e.w = newWriter(conn, func(err error) { go e.shutdown(err, false) })
+	e.w = newWriter(conn, opts.MaxQueuedBytes, opts.WriteTimeout, func(err error) { go e.shutdown(err, false) })
 	stop := context.AfterFunc(ctx, func() { _ = e.Close() })
 	e.mu.Lock()
 	e.stopCtx = stop
@@ -242,9 +300,11 @@ func (e *Endpoint) closedErr() error {
 
 func (e *Endpoint) readLoop() {
 	defer close(e.readDone)
-	br := bufio.NewReaderSize(e.conn, 64<<10)
+	cr := newConnReader(e.conn, e.opts.MaxPacketSize, e.opts.IdleTimeout, e.opts.PacketTimeout)
+	cr.budget, cr.done = e.opts.BodyBudget, e.done
+	defer cr.release()
 	for {
-		p, err := ReadPacket(br, nil, e.opts.MaxPacketSize)
+		p, err := cr.readPacket()
 		if err != nil {
 			select {
 			case <-e.done: // closed locally; the read error is a consequence
@@ -335,7 +395,7 @@ func parseRequest(p Packet) (*wireRequest, CallType, error) {
 	if p.Flag.IsStream() {
 		typ = wr.Type
 		if !typ.IsStream() {
-			return &wr, "", fmt.Errorf("invalid request: stream type %q, want source, sink or duplex", string(wr.Type))
+			return &wr, "", fmt.Errorf("invalid request: stream type %q, want source, sink or duplex", ShortArg(string(wr.Type)))
 		}
 	}
 	return &wr, typ, nil
@@ -346,10 +406,14 @@ func (e *Endpoint) handleRequest(p Packet) {
 	if err == nil && int(e.active.Load()) >= e.opts.MaxStreams {
 		err = errors.New("muxrpc: too many concurrent calls (limit " + strconv.Itoa(e.opts.MaxStreams) + ")")
 	}
+	size := int64(len(p.Body))
+	if err == nil && e.held.Load()+size > int64(e.opts.MaxHeldBytes) {
+		err = errors.New("muxrpc: too many bytes held for this connection's calls (limit " + strconv.Itoa(e.opts.MaxHeldBytes) + ")")
+	}
 	if err != nil {
 		name := "?"
 		if wr != nil {
-			name = wr.Name.String()
+			name = ShortArg(wr.Name.String())
 		}
 		e.log.Debug("muxrpc: refusing request", "req", p.Req, "name", name, "err", err)
 		e.refuse(p, err)
@@ -371,7 +435,17 @@ func (e *Endpoint) handleRequest(p Packet) {
 		req.stream = s
 	}
 	e.active.Add(1)
-	go e.serve(ctx, cancel, req)
+	e.held.Add(size)
+	go e.serve(ctx, cancel, req, size)
+}
+
+// release returns n held bytes and wakes the read loop if it waits for
+// room.
+func (e *Endpoint) release(n int64) {
+	if n != 0 {
+		e.held.Add(-n)
+		signal(e.heldFreed)
+	}
 }
 
 // refuse answers a request that will not reach a handler. For streams it
@@ -379,7 +453,7 @@ func (e *Endpoint) handleRequest(p Packet) {
 // dropped instead of being read as new requests.
 func (e *Endpoint) refuse(p Packet, err error) {
 	if !p.Flag.IsStream() {
-		_ = e.w.send(nil, FlagEnd|FlagJSON, -p.Req, errorBody(err), false)
+		_ = e.w.send(nil, FlagEnd|FlagJSON, -p.Req, errorBody(err), false, false)
 		return
 	}
 	s := e.newStream(p.Req, -p.Req, true, TypeSource)
@@ -392,7 +466,8 @@ func (e *Endpoint) refuse(p Packet, err error) {
 	_ = s.sendEnd(err)
 }
 
-func (e *Endpoint) serve(ctx context.Context, cancel context.CancelFunc, req *Request) {
+func (e *Endpoint) serve(ctx context.Context, cancel context.CancelFunc, req *Request, size int64) {
+	defer e.release(size)
 	defer e.active.Add(-1)
 	defer cancel()
 	defer req.finish()
@@ -467,7 +542,7 @@ func (e *Endpoint) Async(ctx context.Context, out any, method Method, args ...an
 	if err != nil {
 		return fmt.Errorf("muxrpc: call %s: %w", method, e.closedErr())
 	}
-	if err := e.w.send(nil, FlagJSON, n, body, false); err != nil {
+	if err := e.w.send(nil, FlagJSON, n, body, false, true); err != nil {
 		e.forgetCall(n)
 		return fmt.Errorf("muxrpc: call %s: %w", method, err)
 	}
@@ -535,7 +610,7 @@ func (e *Endpoint) startStream(ctx context.Context, method Method, typ CallType,
 	if _, err := e.register(nil, s); err != nil {
 		return nil, fmt.Errorf("muxrpc: call %s: %w", method, e.closedErr())
 	}
-	if err := e.w.send(nil, FlagStream|FlagJSON, s.wire, body, false); err != nil {
+	if err := e.w.send(nil, FlagStream|FlagJSON, s.wire, body, false, true); err != nil {
 		e.removeStream(s)
 		return nil, fmt.Errorf("muxrpc: call %s: %w", method, err)
 	}

@@ -673,7 +673,8 @@ func TestBackPressure(t *testing.T) {
 	})
 	opts := Options{StreamQueueItems: 64, StreamQueueBytes: 4 << 10}
 	// net.Pipe has no kernel buffer, so what is in flight is only ours.
-	_, b := pipePair(t, m, nil, Options{}, opts)
+	// The producer's send queue is bounded too (Options.MaxQueuedBytes).
+	_, b := pipePair(t, m, nil, Options{MaxQueuedBytes: 64 << 10}, opts)
 	ctx := context.Background()
 	src, err := b.Source(ctx, Method{"flood"})
 	if err != nil {
@@ -681,13 +682,20 @@ func TestBackPressure(t *testing.T) {
 	}
 	// Do not read: the producer must stall once queue, buffers and the
 	// kernel's socket buffers are full.
+	// Stalled: no progress for 10 samples in a row (a loaded machine
+	// may pause the producer for a few ms at a time).
 	var last int64 = -1
-	for range 100 {
+	same := 0
+	for range 500 {
 		time.Sleep(20 * time.Millisecond)
 		n := produced.Load()
 		if n == last && n > 0 {
-			break
+			if same++; same == 10 {
+				break
+			}
+			continue
 		}
+		same = 0
 		last = n
 	}
 	stalled := produced.Load()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"unicode/utf8"
 )
 
 // Endpoint-level errors.
@@ -17,6 +18,18 @@ var (
 	// stream was ended, for example because the remote aborted it.
 	ErrStreamClosed = errors.New("muxrpc: stream closed")
 )
+
+// StreamEndedError is returned by Sink writes after the peer ended the
+// stream with an error: errors.Is(err, ErrStreamClosed) holds, and
+// errors.As finds the peer's *CallError.
+type StreamEndedError struct {
+	Remote error // the peer's error, usually a *CallError
+}
+
+func (e *StreamEndedError) Error() string { return e.Remote.Error() }
+
+// Unwrap returns the peer's error and ErrStreamClosed.
+func (e *StreamEndedError) Unwrap() []error { return []error{e.Remote, ErrStreamClosed} }
 
 // CallError is an error reported by the remote side of a call: an async
 // error reply, or a stream ended with an error object. Its JSON form is the
@@ -39,8 +52,36 @@ func (e *CallError) Error() string {
 // methods: "method:<parts joined by ,> is not in list of allowed methods".
 // JS clients (ssb-ebt, ssb-room-client) match this text to detect a missing
 // feature, so it must be exact.
+// A name longer than MaxQuoted bytes is cut (see ShortArg), so that a
+// peer cannot make us queue its own megabytes back to it.
 func NotAllowedError(m Method) *CallError {
-	return &CallError{Name: "Error", Message: "method:" + strings.Join(m, ",") + " is not in list of allowed methods"}
+	return &CallError{Name: "Error", Message: "method:" + ShortArg(strings.Join(m, ",")) + " is not in list of allowed methods"}
+}
+
+// MaxQuoted is the most bytes of a peer's argument that an error message
+// quotes (ShortArg). Every name and id of SSB fits (a feed id has 53
+// bytes, a method name a few dozen).
+const MaxQuoted = 100
+
+// ShortArg returns s, or its first MaxQuoted bytes (cut on a UTF-8
+// boundary) followed by "…" when it is longer. Error replies quote a peer's
+// arguments through it.
+func ShortArg(s string) string { return shorten(s, MaxQuoted) }
+
+// MaxErrorMessage caps the message of every error reply we send, whatever
+// the handler put in it (a safety net for handlers that quote a peer's
+// argument without ShortArg).
+const MaxErrorMessage = 1024
+
+func shorten(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // errorBody is the JSON body of an error reply for err. A *CallError in the
@@ -55,6 +96,8 @@ func errorBody(err error) []byte {
 			ce.Name = "Error"
 		}
 	}
+	ce.Name = shorten(ce.Name, MaxQuoted)
+	ce.Message = shorten(ce.Message, MaxErrorMessage)
 	b, mErr := json.Marshal(ce)
 	if mErr != nil { // cannot happen for two strings
 		return []byte(`{"name":"Error","message":"unencodable error"}`)

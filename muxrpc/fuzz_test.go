@@ -1,8 +1,10 @@
 package muxrpc
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"sync"
 	"testing"
@@ -58,5 +60,60 @@ func FuzzEndpoint(f *testing.F) {
 			t.Fatal("endpoint did not end after its input ended")
 		}
 		_ = e.Close()
+	})
+}
+
+// chunkReader returns its data in reads of the sizes given by sizes
+// (cycled), so packets straddle reads in every way.
+type chunkReader struct {
+	data  []byte
+	sizes []byte
+	i     int
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	if len(r.data) == 0 {
+		return 0, io.EOF
+	}
+	n := len(p)
+	if len(r.sizes) > 0 {
+		n = min(n, int(r.sizes[r.i%len(r.sizes)])*37+1)
+		r.i++
+	}
+	n = copy(p, r.data[:min(n, len(r.data))])
+	r.data = r.data[n:]
+	return n, nil
+}
+
+// FuzzConnReader: the read loop's packet reader (lazy buffers, bodies
+// grown as they arrive) parses exactly what ReadPacket parses, however
+// the bytes are split into reads.
+func FuzzConnReader(f *testing.F) {
+	f.Add(append(packetBytes(FlagJSON, 1, `{"name":["a"],"args":[]}`), Goodbye()...), []byte{0, 3, 200})
+	f.Add(packetBytes(FlagStream|FlagBinary, -3, string(bytes.Repeat([]byte{7}, 3000))), []byte{1})
+	f.Add([]byte{0x0a, 0, 0, 0x10, 0, 0, 0, 0, 1, 'x'}, []byte{})
+	f.Fuzz(func(t *testing.T, data, sizes []byte) {
+		const max = 1 << 16
+		want := bufio.NewReader(bytes.NewReader(data))
+		cr := newConnReader(&chunkReader{data: data, sizes: sizes}, max, 0, 0)
+		defer cr.release()
+		for {
+			wp, werr := ReadPacket(want, nil, max)
+			gp, gerr := cr.readPacket()
+			if (werr == nil) != (gerr == nil) {
+				t.Fatalf("ReadPacket: %v; connReader: %v", werr, gerr)
+			}
+			if werr != nil {
+				for _, target := range []error{ErrGoodbye, ErrPacketTooLarge, ErrBadPacketType, io.ErrUnexpectedEOF, io.EOF} {
+					if errors.Is(werr, target) != errors.Is(gerr, target) {
+						t.Fatalf("ReadPacket: %v; connReader: %v", werr, gerr)
+					}
+				}
+				return
+			}
+			if wp.Flag != gp.Flag || wp.Req != gp.Req || !bytes.Equal(wp.Body, gp.Body) {
+				t.Fatalf("packets differ: %v/%d/%d bytes vs %v/%d/%d bytes", wp.Flag, wp.Req, len(wp.Body), gp.Flag, gp.Req, len(gp.Body))
+			}
+		}
 	})
 }

@@ -126,7 +126,7 @@ func (m *Mux) HandleCall(ctx context.Context, req *Request) {
 		wireType = TypeAsync
 	}
 	if wireType != req.Type {
-		_ = req.Fail(&CallError{Name: "Error", Message: fmt.Sprintf("no %s:%s", req.Type, req.Method)})
+		_ = req.Fail(&CallError{Name: "Error", Message: fmt.Sprintf("no %s:%s", req.Type, ShortArg(req.Method.String()))})
 		return
 	}
 	var err error

@@ -23,10 +23,15 @@ type queue struct {
 
 	notEmpty chan struct{} // capacity 1: "something changed" for the consumer
 	notFull  chan struct{} // capacity 1: "space freed" for the producer
+
+	// e accounts the bytes of all queues and calls of the connection
+	// (Endpoint.held, bounded by Options.MaxHeldBytes).
+	e *Endpoint
 }
 
-func newQueue(maxItems, maxBytes int) *queue {
+func newQueue(maxItems, maxBytes int, e *Endpoint) *queue {
 	return &queue{
+		e:        e,
 		maxItems: maxItems,
 		maxBytes: maxBytes,
 		notEmpty: make(chan struct{}, 1),
@@ -42,6 +47,12 @@ func signal(c chan struct{}) {
 }
 
 func (q *queue) fullLocked(n int) bool {
+	// The connection's budget: wait while other calls and queues hold
+	// too much (something held is always released eventually, by a
+	// consumer or a handler that returns).
+	if held := q.e.held.Load(); held > 0 && held+int64(n) > int64(q.e.opts.MaxHeldBytes) {
+		return true
+	}
 	count := len(q.items) - q.head
 	if count == 0 {
 		return false
@@ -66,6 +77,7 @@ func (q *queue) push(p Packet, done <-chan struct{}) bool {
 			}
 			q.items = append(q.items, p)
 			q.bytes += len(p.Body)
+			q.e.held.Add(int64(len(p.Body)))
 			q.mu.Unlock()
 			signal(q.notEmpty)
 			return true
@@ -73,6 +85,7 @@ func (q *queue) push(p Packet, done <-chan struct{}) bool {
 		q.mu.Unlock()
 		select {
 		case <-q.notFull:
+		case <-q.e.heldFreed:
 		case <-done:
 			return false
 		}
@@ -101,6 +114,7 @@ func (q *queue) drop(err error) {
 	clear(q.items)
 	q.items = nil
 	q.head = 0
+	q.e.release(int64(q.bytes))
 	q.bytes = 0
 	if !q.ended {
 		q.ended = true
@@ -130,6 +144,7 @@ func (q *queue) pop(ctx context.Context) (Packet, error) {
 				q.head = 0
 			}
 			q.mu.Unlock()
+			q.e.release(int64(len(p.Body)))
 			signal(q.notFull)
 			return p, nil
 		}

@@ -63,7 +63,7 @@ func (r *Request) Return(v any) error {
 	if !r.answered.CompareAndSwap(false, true) {
 		return errors.New("muxrpc: call already answered")
 	}
-	return r.Endpoint.w.send(nil, flag, -r.req, body, false)
+	return r.Endpoint.w.send(nil, flag, -r.req, body, false, true)
 }
 
 // Fail answers an async call with an error reply, or ends our half of a
@@ -79,7 +79,7 @@ func (r *Request) Fail(err error) error {
 	if !r.answered.CompareAndSwap(false, true) {
 		return errors.New("muxrpc: call already answered")
 	}
-	return r.Endpoint.w.send(nil, FlagEnd|FlagJSON, -r.req, errorBody(err), false)
+	return r.Endpoint.w.send(nil, FlagEnd|FlagJSON, -r.req, errorBody(err), false, false)
 }
 
 // Source returns the incoming half of a sink or duplex call (nil for

@@ -64,7 +64,7 @@ func (e *Endpoint) newStream(id, wire int32, inbound bool, typ CallType) *stream
 	s := &stream{e: e, id: id, wire: wire, inbound: inbound, typ: typ, remoteEnd: make(chan struct{})}
 	takesData := typ == TypeDuplex || (inbound && typ == TypeSink) || (!inbound && typ == TypeSource)
 	if takesData {
-		s.q = newQueue(e.opts.StreamQueueItems, e.opts.StreamQueueBytes)
+		s.q = newQueue(e.opts.StreamQueueItems, e.opts.StreamQueueBytes, e)
 	}
 	return s
 }
@@ -111,7 +111,7 @@ func (s *stream) sendEnd(err error) error {
 	if err != nil {
 		body = errorBody(err)
 	}
-	if werr := s.e.w.send(s, FlagStream|FlagEnd|FlagJSON, s.wire, body, true); werr != nil {
+	if werr := s.e.w.send(s, FlagStream|FlagEnd|FlagJSON, s.wire, body, true, false); werr != nil {
 		return werr
 	}
 	s.maybeForget()
@@ -197,11 +197,21 @@ func (src *Source) All(ctx context.Context) iter.Seq2[[]byte, error] {
 	}
 }
 
-// Close aborts the stream: our end is sent (if not yet), and queued and
-// later items are dropped. Next then returns ErrStreamClosed. For a duplex
-// this also ends our outgoing half.
+// Close stops reading: queued and later items are dropped and Next then
+// returns ErrStreamClosed. On a call we made it aborts the stream (our end
+// is sent if not yet; for a duplex this also ends our outgoing half). On a
+// sink or duplex call the peer made it only stops the incoming data: our
+// end still goes out when the handler returns, with the handler's error if
+// any, so that the peer learns why the call failed.
 func (src *Source) Close() error {
-	src.s.abort(ErrStreamClosed)
+	s := src.s
+	if s.inbound {
+		if s.q != nil {
+			s.q.drop(ErrStreamClosed)
+		}
+		return nil
+	}
+	s.abort(ErrStreamClosed)
 	return nil
 }
 
@@ -228,7 +238,24 @@ func (snk *Sink) Write(v any) error {
 		}
 		return nil
 	}
-	return snk.s.e.w.send(snk.s, FlagStream|flag, snk.s.wire, body, false)
+	return snk.s.writeErr(snk.s.e.w.send(snk.s, FlagStream|flag, snk.s.wire, body, false, true))
+}
+
+// writeErr turns ErrStreamClosed from a write into the peer's error when
+// the peer ended the stream with one: a sink or duplex call that the
+// server ends early reports why, not just that the stream is closed.
+func (s *stream) writeErr(err error) error {
+	if err == nil || !errors.Is(err, ErrStreamClosed) {
+		return err
+	}
+	select {
+	case <-s.remoteEnd:
+		if s.remoteErr != nil {
+			return &StreamEndedError{Remote: s.remoteErr}
+		}
+	default:
+	}
+	return err
 }
 
 // WriteRaw sends one item with the given body type (FlagBinary, FlagString
@@ -246,7 +273,7 @@ func (snk *Sink) WriteRaw(typ Flag, body []byte) error {
 			return errors.New("muxrpc: empty JSON body")
 		}
 	}
-	return snk.s.e.w.send(snk.s, FlagStream|typ, snk.s.wire, body, false)
+	return snk.s.writeErr(snk.s.e.w.send(snk.s, FlagStream|typ, snk.s.wire, body, false, true))
 }
 
 // Close ends our outgoing half with `true`. For a sink call we made it

@@ -1,46 +1,91 @@
 package muxrpc
 
 import (
-	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
+	"time"
 )
 
-// writer serializes all packets of an endpoint through one buffered writer.
-// Senders only append to the buffer; a separate flush goroutine writes the
-// buffer out whenever it gets the lock, so packets sent in a burst (many
-// stream items, many concurrent replies) leave in few large writes, and a
-// lone packet still goes out at once.
+// ErrPeerNotReading is the cause of a disconnect when the peer took none of
+// our bytes within Options.WriteTimeout, or let more than twice
+// Options.MaxQueuedBytes pile up.
+var ErrPeerNotReading = errors.New("muxrpc: peer does not read")
+
+// writer serializes all packets of an endpoint. Senders only append to an
+// in-memory queue under a short lock; a separate flush goroutine takes the
+// whole queue and writes it to the connection without holding the lock, so
+// packets sent in a burst (many stream items, many concurrent replies)
+// leave in few large writes, a lone packet still goes out at once, and no
+// sender ever waits for the network while holding the lock.
+//
+// The queue is bounded in bytes: data (stream items, async replies) waits
+// while more than maxQueued bytes are queued. Control packets (stream ends,
+// error replies, refusals) never wait, so the read loop never blocks on a
+// write; if they alone pile up beyond twice the bound the peer is not
+// reading and is disconnected. Each write to the connection must make
+// progress within writeTimeout.
 type writer struct {
-	mu    sync.Mutex
-	bw    *bufio.Writer
-	err   error // sticky: once set every send fails
-	kick  chan struct{}
-	onErr func(error)
+	conn         io.Writer
+	deadline     writeDeadliner // nil when the connection has none
+	writeTimeout time.Duration
+	maxQueued    int
+	onErr        func(error)
+
+	mu     sync.Mutex
+	space  *sync.Cond    // broadcast when queued shrinks or err is set
+	buf    []byte        // packets waiting for the flusher
+	queued int           // len(buf) plus what the flusher is writing
+	err    error         // sticky: once set every send fails
+	kick   chan struct{} // capacity 1: "buf is not empty"
+	bye    bool          // goodbye queued: flush, then stop
+	byeErr chan error    // the goodbye's write result
+	exited chan struct{} // closed when flushLoop returns
 }
 
-const writeBufferSize = 64 << 10
+type writeDeadliner interface{ SetWriteDeadline(time.Time) error }
 
-func newWriter(w io.Writer, onErr func(error)) *writer {
-	return &writer{
-		bw:    bufio.NewWriterSize(w, writeBufferSize),
-		kick:  make(chan struct{}, 1),
-		onErr: onErr,
+// writeChunk is the most bytes given to one Write of the connection: the
+// write deadline is renewed per chunk, so it measures the peer's progress,
+// not the size of the queue.
+const writeChunk = 64 << 10
+
+// bufPool holds queue buffers between bursts, so an idle connection holds
+// none.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, writeChunk); return &b }}
+
+func newWriter(w io.Writer, maxQueued int, writeTimeout time.Duration, onErr func(error)) *writer {
+	wr := &writer{
+		conn:         w,
+		writeTimeout: writeTimeout,
+		maxQueued:    maxQueued,
+		onErr:        onErr,
+		kick:         make(chan struct{}, 1),
+		byeErr:       make(chan error, 1),
+		exited:       make(chan struct{}),
 	}
+	wr.space = sync.NewCond(&wr.mu)
+	if d, ok := w.(writeDeadliner); ok && writeTimeout > 0 {
+		wr.deadline = d
+	}
+	return wr
 }
 
-// send writes one packet. When s is not nil the packet belongs to that
+// send queues one packet. When s is not nil the packet belongs to that
 // stream: it is refused once the stream's end was sent, and an end packet
 // (end = true) marks it so. Checking under the writer lock guarantees that
-// no data packet of a stream ever follows its end on the wire.
-func (w *writer) send(s *stream, flag Flag, req int32, body []byte, end bool) error {
+// no data packet of a stream ever follows its end on the wire. wait makes a
+// data packet wait while the queue is full; control packets pass wait =
+// false and never block.
+func (w *writer) send(s *stream, flag Flag, req int32, body []byte, end, wait bool) error {
 	if len(body) == 0 {
 		return fmt.Errorf("muxrpc: refusing to send packet req %d with empty body (reads as goodbye)", req)
 	}
-	var hdr [HeaderSize]byte
-	AppendHeader(hdr[:0], flag, uint32(len(body)), req)
 	w.mu.Lock()
+	for wait && w.err == nil && w.queued >= w.maxQueued && (s == nil || !s.sentEnd.Load()) {
+		w.space.Wait()
+	}
 	if s != nil {
 		if s.sentEnd.Load() {
 			w.mu.Unlock()
@@ -48,6 +93,7 @@ func (w *writer) send(s *stream, flag Flag, req int32, body []byte, end bool) er
 		}
 		if end {
 			s.sentEnd.Store(true)
+			w.space.Broadcast() // writers of this stream stop waiting
 		}
 	}
 	if w.err != nil {
@@ -55,13 +101,16 @@ func (w *writer) send(s *stream, flag Flag, req int32, body []byte, end bool) er
 		w.mu.Unlock()
 		return err
 	}
-	_, err := w.bw.Write(hdr[:])
-	if err == nil {
-		_, err = w.bw.Write(body)
+	if w.buf == nil {
+		w.buf = (*bufPool.Get().(*[]byte))[:0]
 	}
-	if err != nil {
-		err = fmt.Errorf("muxrpc: write to connection: %w", err)
-		w.err = err
+	w.buf = AppendHeader(w.buf, flag, uint32(len(body)), req)
+	w.buf = append(w.buf, body...)
+	w.queued += HeaderSize + len(body)
+	var err error
+	if w.queued > 2*w.maxQueued && w.queued > HeaderSize+len(body) {
+		err = fmt.Errorf("%w: %d bytes queued for it", ErrPeerNotReading, w.queued)
+		w.failLocked(err)
 	}
 	w.mu.Unlock()
 	if err != nil {
@@ -72,52 +121,123 @@ func (w *writer) send(s *stream, flag Flag, req int32, body []byte, end bool) er
 	return nil
 }
 
-// flushLoop flushes buffered packets until done is closed.
+func (w *writer) failLocked(err error) {
+	if w.err == nil {
+		w.err = err
+	}
+	w.space.Broadcast()
+}
+
+// flushLoop writes queued packets until done is closed or writing fails.
 func (w *writer) flushLoop(done <-chan struct{}) {
+	defer close(w.exited)
 	for {
 		select {
 		case <-w.kick:
 		case <-done:
 			return
 		}
-		w.mu.Lock()
-		var err error
-		if w.err == nil && w.bw.Buffered() > 0 {
-			if ferr := w.bw.Flush(); ferr != nil {
-				err = fmt.Errorf("muxrpc: write to connection: %w", ferr)
-				w.err = err
+		for {
+			w.mu.Lock()
+			b := w.buf
+			w.buf = nil
+			bye := w.bye
+			failed := w.err != nil && !bye
+			w.mu.Unlock()
+			if failed {
+				recycle(b)
+				return
 			}
-		}
-		w.mu.Unlock()
-		if err != nil {
-			w.onErr(err)
+			if len(b) == 0 {
+				recycle(b)
+				break
+			}
+			err := w.write(b)
+			w.mu.Lock()
+			w.queued -= len(b)
+			if err != nil {
+				w.failLocked(err)
+			}
+			w.space.Broadcast()
+			more := len(w.buf) > 0
+			w.mu.Unlock()
+			recycle(b)
+			if bye && !more {
+				w.byeErr <- err
+				return
+			}
+			if err != nil {
+				w.onErr(err)
+				return
+			}
 		}
 	}
 }
 
-// goodbye writes the goodbye header, flushes, and makes every later send
-// fail with errAfter.
-func (w *writer) goodbye(errAfter error) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.err != nil {
-		return w.err
-	}
-	w.err = errAfter
-	if _, err := w.bw.Write(Goodbye()); err != nil {
-		return fmt.Errorf("muxrpc: write goodbye: %w", err)
-	}
-	if err := w.bw.Flush(); err != nil {
-		return fmt.Errorf("muxrpc: flush goodbye: %w", err)
+// write writes b in chunks, each within the write timeout.
+func (w *writer) write(b []byte) error {
+	for len(b) > 0 {
+		k := min(len(b), writeChunk)
+		if w.deadline != nil {
+			_ = w.deadline.SetWriteDeadline(time.Now().Add(w.writeTimeout))
+		}
+		n, err := w.conn.Write(b[:k])
+		if err != nil {
+			if isTimeout(err) {
+				return fmt.Errorf("%w: nothing written for %s: %w", ErrPeerNotReading, w.writeTimeout, err)
+			}
+			return fmt.Errorf("muxrpc: write to connection: %w", err)
+		}
+		b = b[n:]
 	}
 	return nil
+}
+
+func isTimeout(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
+}
+
+func recycle(b []byte) {
+	if b != nil && cap(b) <= 4*writeChunk {
+		b = b[:0]
+		bufPool.Put(&b)
+	}
+}
+
+// goodbye queues the goodbye header behind what is queued, waits until the
+// flusher wrote it, and makes every later send fail with errAfter.
+func (w *writer) goodbye(errAfter error) error {
+	w.mu.Lock()
+	if w.err != nil {
+		err := w.err
+		w.mu.Unlock()
+		return err
+	}
+	w.err = errAfter
+	w.bye = true
+	if w.buf == nil {
+		w.buf = (*bufPool.Get().(*[]byte))[:0]
+	}
+	w.buf = append(w.buf, make([]byte, HeaderSize)...)
+	w.queued += HeaderSize
+	w.space.Broadcast()
+	w.mu.Unlock()
+	signal(w.kick)
+	select {
+	case err := <-w.byeErr:
+		if err != nil {
+			return fmt.Errorf("muxrpc: write goodbye: %w", err)
+		}
+		return nil
+	case <-w.exited:
+		return errors.New("muxrpc: goodbye not written: connection closed")
+	}
 }
 
 // stop makes every later send fail with err without writing anything.
 func (w *writer) stop(err error) {
 	w.mu.Lock()
-	if w.err == nil {
-		w.err = err
-	}
+	w.failLocked(err)
 	w.mu.Unlock()
 }

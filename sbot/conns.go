@@ -374,11 +374,19 @@ func (m *connManager) accept(raw net.Conn, remote ed25519.PublicKey, address, tr
 		m.refuse(life, raw, remote, fmt.Sprintf("%s: %d peers connected (max-conns %d)", ErrFull, total, m.max))
 		return nil, fmt.Errorf("%w: %d peers connected (max-conns %d)", ErrFull, total, m.max)
 	}
-	c.e = muxrpc.NewEndpoint(life, raw, m.handler(c), muxrpc.Options{
+	opts := muxrpc.Options{
 		Logger:     c.log.With("component", "muxrpc"),
 		MaxStreams: m.n.cfg.MaxStreams,
 		RemoteKey:  remote,
-	})
+	}
+	if remote != nil {
+		opts = m.n.limits.muxrpcOptions(opts) // peers over the network
+	} else {
+		// The unix socket is the owner's: a script may pause reading
+		// (`sbot log | less`) as long as it likes.
+		opts.WriteTimeout, opts.PacketTimeout = -1, -1
+	}
+	c.e = muxrpc.NewEndpoint(life, raw, m.handler(c), opts)
 	m.wg.Add(1)
 	m.mu.Unlock()
 	go m.run(life, c, adm.closeOld)

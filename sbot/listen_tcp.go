@@ -57,12 +57,12 @@ func (n *Node) tcpListener() *listener {
 			// A restart binds the same port, even when the first bind
 			// picked one (":0").
 			addr = raw.Addr().String()
-			return secretstream.NewListener(raw, secretstream.ListenerConfig{
+			return secretstream.NewListener(raw, n.limits.listenerConfig(secretstream.ListenerConfig{
 				AppKey:    secretstream.AppKey(n.caps),
 				Local:     n.keys.Private,
 				Authorize: authorize,
 				Logger:    n.log.With("component", "shs"),
-			}), nil
+			})), nil
 		},
 		accepted: func(c net.Conn) (ed25519.PublicKey, string, error) {
 			sc, ok := c.(*secretstream.Conn)

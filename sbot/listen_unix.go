@@ -18,6 +18,9 @@ func (n *Node) unixListener() *listener {
 	return &listener{
 		name: "unix",
 		open: func() (net.Listener, error) {
+			if err := checkSocketPath(path); err != nil {
+				return nil, err
+			}
 			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
 			}
@@ -37,4 +40,17 @@ func (n *Node) unixListener() *listener {
 		accepted: func(net.Conn) (ed25519.PublicKey, string, error) { return nil, "unix", nil },
 		address:  func(net.Listener) string { return "unix:" + path },
 	}
+}
+
+// maxSocketPath is the longest unix socket path the kernel takes: struct
+// sockaddr_un has 108 bytes for the path and its terminating NUL.
+const maxSocketPath = 107
+
+// checkSocketPath says clearly when path cannot be a unix socket (the
+// kernel would only say "bind: invalid argument").
+func checkSocketPath(path string) error {
+	if len(path) > maxSocketPath {
+		return fmt.Errorf("unix socket path %s is too long (%d bytes, the limit is %d): use a repo directory with a shorter path (--repo or SSB_REPO)", path, len(path), maxSocketPath)
+	}
+	return nil
 }

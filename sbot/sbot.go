@@ -1,6 +1,7 @@
 package sbot
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -42,6 +43,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
+	// Limits bound what one peer connection may cost (zero: defaults).
+	Limits PeerLimits
 }
 
 // Node is a running SSB daemon.
@@ -68,6 +71,7 @@ type Node struct {
 	listeners []*listener
 	dialers   map[string]dialer
 	ready     chan struct{}
+	limits    PeerLimits
 	// progress logs replication progress while messages arrive.
 	progress *syncProgress
 	started  time.Time
@@ -120,6 +124,8 @@ func New(opts Options) (*Node, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	n := &Node{cfg: cfg, log: log, now: now, caps: caps, store: st, ready: make(chan struct{})}
+	n.limits = opts.Limits
+	n.limits.budget = muxrpc.NewBudget(cmp.Or(n.limits.BodyBudget, DefaultBodyBudget))
 	fail := func(err error) (*Node, error) {
 		if n.writer != nil {
 			n.writer.stop()

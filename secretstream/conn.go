@@ -185,6 +185,11 @@ func handshakeIO(ctx context.Context, conn net.Conn) (stop func() error, err err
 	}, nil
 }
 
+func isNetTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
 // ioError classifies an I/O error during a handshake step.
 func ioError(ctx context.Context, step string, err error, hangup error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
@@ -282,6 +287,12 @@ func Server(ctx context.Context, conn net.Conn, appKey AppKey, local ed25519.Pri
 }
 
 func server(ctx context.Context, conn net.Conn, appKey AppKey, local ed25519.PrivateKey, authorize func(remote ed25519.PublicKey) error) (*Conn, error) {
+	return serverWith(ctx, conn, appKey, local, authorize, 0, nil)
+}
+
+// serverWith is server with a shorter deadline for the client's hello
+// (helloTimeout > 0) and a hook called once the hello was read.
+func serverWith(ctx context.Context, conn net.Conn, appKey AppKey, local ed25519.PrivateKey, authorize func(remote ed25519.PublicKey) error, helloTimeout time.Duration, gotHello func()) (*Conn, error) {
 	h, err := NewServerHandshake(appKey, local, nil)
 	if err != nil {
 		return nil, err
@@ -295,8 +306,28 @@ func server(ctx context.Context, conn net.Conn, appKey AppKey, local ed25519.Pri
 		return nil, e
 	}
 	var msg1 [HelloSize]byte
+	if helloTimeout > 0 {
+		_ = conn.SetReadDeadline(time.Now().Add(helloTimeout))
+	}
 	if _, err := io.ReadFull(conn, msg1[:]); err != nil {
+		if helloTimeout > 0 && ctx.Err() == nil && isNetTimeout(err) {
+			return fail(fmt.Errorf("secretstream: handshake: read client hello: %w: nothing within %s: %w", ErrHandshakeTimeout, helloTimeout, err))
+		}
 		return fail(ioError(ctx, "read client hello", err, nil))
+	}
+	if helloTimeout > 0 {
+		// Back to the deadline of the whole handshake.
+		d := time.Now().Add(DefaultHandshakeTimeout)
+		if cd, ok := ctx.Deadline(); ok && cd.Before(d) {
+			d = cd
+		}
+		_ = conn.SetReadDeadline(d)
+		if err := ctx.Err(); err != nil {
+			return fail(fmt.Errorf("secretstream: handshake: %w: %w", ErrHandshakeTimeout, err))
+		}
+	}
+	if gotHello != nil {
+		gotHello()
 	}
 	if err := h.VerifyHello(msg1[:]); err != nil {
 		return fail(err)

@@ -248,21 +248,7 @@ func (m *Manager) getFrom(p *peer, ref feeds.BlobRef) error {
 		return err
 	}
 	defer src.Close()
-	pr, pw := io.Pipe()
-	go func() {
-		for body, err := range src.All(p.ctx) {
-			if err != nil {
-				pw.CloseWithError(err)
-				return
-			}
-			if _, err := pw.Write(body); err != nil {
-				return
-			}
-		}
-		pw.Close()
-	}()
-	_, _, err = m.st.Add(pr, &ref)
-	pr.CloseWithError(errors.New("done"))
+	_, _, err = m.st.Add(sourceReader(p.ctx, src), &ref)
 	return err
 }
 
@@ -351,7 +337,7 @@ func parseArg(req *muxrpc.Request) (feeds.BlobRef, blobArg, error) {
 	}
 	ref, err := feeds.ParseBlobRef(s)
 	if err != nil {
-		return ref, a, fmt.Errorf("invalid id:%s", s)
+		return ref, a, fmt.Errorf("invalid id:%s", muxrpc.ShortArg(s))
 	}
 	return ref, a, nil
 }
@@ -416,7 +402,7 @@ func (m *Manager) Service() service.Service {
 			for i, s := range list {
 				ref, err := feeds.ParseBlobRef(s)
 				if err != nil {
-					return nil, fmt.Errorf("invalid id:%s", s)
+					return nil, fmt.Errorf("invalid id:%s", muxrpc.ShortArg(s))
 				}
 				_, out[i] = m.st.Has(ref)
 			}
@@ -452,25 +438,14 @@ func (m *Manager) Service() service.Service {
 		if req.Arg(0, &s) == nil && s != "" {
 			ref, err := feeds.ParseBlobRef(s)
 			if err != nil {
-				return fmt.Errorf("invalid id:%s", s)
+				return fmt.Errorf("invalid id:%s", muxrpc.ShortArg(s))
 			}
 			want = &ref
 		}
-		pr, pw := io.Pipe()
-		go func() {
-			for body, err := range in.All(ctx) {
-				if err != nil {
-					pw.CloseWithError(err)
-					return
-				}
-				if _, err := pw.Write(body); err != nil {
-					return
-				}
-			}
-			pw.Close()
-		}()
-		_, _, err := m.st.Add(pr, want)
-		pr.CloseWithError(errors.New("done"))
+		_, _, err := m.st.Add(sourceReader(ctx, in), want)
+		// Stop reading what the client still sends; the handler's error
+		// (too large, mismatch) goes out as the stream's end.
+		_ = in.Close()
 		return err
 	})
 	return service.Service{
@@ -478,4 +453,38 @@ func (m *Manager) Service() service.Service {
 		Methods:   []service.Method{wants, getM, getSlice, has, size, want, add},
 		OnConnect: func(ctx context.Context, p service.Peer) { m.Connected(ctx, p.Endpoint()) },
 	}
+}
+
+// sourceReader reads the bytes of a stream's items in order. It reads in
+// the caller's goroutine, so nothing is left running when the caller
+// stops reading. A clean end of the stream is io.EOF.
+func sourceReader(ctx context.Context, in *muxrpc.Source) io.Reader {
+	return &srcReader{ctx: ctx, in: in}
+}
+
+type srcReader struct {
+	ctx  context.Context
+	in   *muxrpc.Source
+	rest []byte
+	err  error
+}
+
+func (r *srcReader) Read(p []byte) (int, error) {
+	for len(r.rest) == 0 {
+		if r.err != nil {
+			return 0, r.err
+		}
+		body, err := r.in.Next(r.ctx)
+		if err != nil {
+			r.err = err
+			if !errors.Is(err, io.EOF) {
+				r.err = fmt.Errorf("blobs: read stream: %w", err)
+			}
+			return 0, r.err
+		}
+		r.rest = body
+	}
+	n := copy(p, r.rest)
+	r.rest = r.rest[n:]
+	return n, nil
 }

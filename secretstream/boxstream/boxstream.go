@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"golang.org/x/crypto/nacl/secretbox"
 )
@@ -68,9 +69,16 @@ type Boxer struct {
 	// bodyNonce is scratch space for nonce+1.
 	bodyNonce [24]byte
 	hdr       [plainHeaderSize]byte
-	buf       []byte
 	err       error
 }
+
+// Buffers are pooled and held only during a Write (Boxer) or while
+// unread bytes are buffered (Unboxer), so an idle connection holds none.
+var (
+	writePool = sync.Pool{New: func() any { b := make([]byte, writeBatchFrames*maxFrameSize); return &b }}
+	readPool  = sync.Pool{New: func() any { b := make([]byte, readBufferSize); return &b }}
+	plainPool = sync.Pool{New: func() any { b := make([]byte, MaxSegmentSize); return &b }}
+)
 
 // NewBoxer returns a Boxer that writes frames sealed with key, starting at
 // nonce, to w.
@@ -79,7 +87,6 @@ func NewBoxer(w io.Writer, key [32]byte, nonce [24]byte) *Boxer {
 		w:     w,
 		key:   key,
 		nonce: nonce,
-		buf:   make([]byte, 0, writeBatchFrames*maxFrameSize),
 	}
 }
 
@@ -110,9 +117,14 @@ func (b *Boxer) Write(p []byte) (int, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	pb := writePool.Get().(*[]byte)
+	defer writePool.Put(pb)
 	n := 0
 	for len(p) > 0 {
-		buf := b.buf[:0]
+		buf := (*pb)[:0]
 		batch := 0
 		for len(p) > 0 && cap(buf)-len(buf) >= maxFrameSize {
 			k := min(len(p), MaxSegmentSize)
@@ -136,7 +148,8 @@ func (b *Boxer) WriteGoodbye() error {
 		return b.err
 	}
 	var zero [plainHeaderSize]byte
-	buf := secretbox.Seal(b.buf[:0], zero[:], &b.nonce, &b.key)
+	var out [HeaderSize]byte
+	buf := secretbox.Seal(out[:0], zero[:], &b.nonce, &b.key)
 	IncrementNonce(&b.nonce)
 	b.err = ErrGoodbyeSent
 	if _, err := b.w.Write(buf); err != nil {
@@ -157,11 +170,15 @@ type Unboxer struct {
 	bodyNonce [24]byte
 	hdr       [plainHeaderSize]byte
 
-	buf        []byte // read buffer; buf[start:end] holds unread wire bytes
+	// buf[start:end] holds unread wire bytes. buf is small[:] while the
+	// stream is idle and a pooled 64 KiB buffer (big) while data flows.
+	buf        []byte
 	start, end int
+	small      [smallReadSize]byte
+	big        *[]byte
 
-	plain   []byte // decrypted body storage when the caller's buffer is small
-	pending []byte // unread part of plain
+	plain   *[]byte // pooled: decrypted body when the caller's buffer is small
+	pending []byte  // unread part of *plain
 
 	err error // sticky: io.EOF after goodbye, or a fatal stream error
 }
@@ -169,12 +186,42 @@ type Unboxer struct {
 // NewUnboxer returns an Unboxer that reads frames sealed with key, starting
 // at nonce, from r.
 func NewUnboxer(r io.Reader, key [32]byte, nonce [24]byte) *Unboxer {
-	return &Unboxer{
+	u := &Unboxer{
 		r:     r,
 		key:   key,
 		nonce: nonce,
-		buf:   make([]byte, readBufferSize),
-		plain: make([]byte, MaxSegmentSize),
+	}
+	u.buf = u.small[:]
+	return u
+}
+
+// smallReadSize is the read buffer of an idle Unboxer: a frame header and
+// a short body.
+const smallReadSize = 256
+
+// grow moves the buffered bytes into a pooled big buffer.
+func (u *Unboxer) grow() {
+	if u.big != nil {
+		return
+	}
+	u.big = readPool.Get().(*[]byte)
+	b := *u.big
+	u.end = copy(b, u.buf[u.start:u.end])
+	u.start = 0
+	u.buf = b
+}
+
+// drained resets the buffer once everything in it was consumed, giving
+// the big buffer back to the pool.
+func (u *Unboxer) drained() {
+	if u.start != u.end {
+		return
+	}
+	u.start, u.end = 0, 0
+	if u.big != nil {
+		readPool.Put(u.big)
+		u.big = nil
+		u.buf = u.small[:]
 	}
 }
 
@@ -184,11 +231,18 @@ func NewUnboxer(r io.Reader, key [32]byte, nonce [24]byte) *Unboxer {
 func (u *Unboxer) fill(need int) error {
 	for u.end-u.start < need {
 		if len(u.buf)-u.start < need {
-			u.end = copy(u.buf, u.buf[u.start:u.end])
-			u.start = 0
+			if need > len(u.buf) {
+				u.grow()
+			} else {
+				u.end = copy(u.buf, u.buf[u.start:u.end])
+				u.start = 0
+			}
 		}
 		k, err := u.r.Read(u.buf[u.end:])
 		u.end += k
+		if u.big == nil && u.end == len(u.buf) {
+			u.grow() // the small buffer filled at once: data is flowing
+		}
 		if u.end-u.start >= need {
 			return nil
 		}
@@ -238,6 +292,7 @@ func (u *Unboxer) header(block bool) (n int, ok bool, err error) {
 	}
 	if goodbye {
 		u.start += HeaderSize
+		u.drained()
 		IncrementNonce(&u.nonce)
 		u.err = io.EOF
 		return 0, false, io.EOF
@@ -264,9 +319,7 @@ func (u *Unboxer) body(out []byte, n int) error {
 		return u.err
 	}
 	u.start += HeaderSize + n
-	if u.start == u.end {
-		u.start, u.end = 0, 0
-	}
+	u.drained()
 	IncrementNonce(&u.nonce)
 	IncrementNonce(&u.nonce)
 	return nil
@@ -279,6 +332,9 @@ func (u *Unboxer) Read(p []byte) (int, error) {
 	if len(u.pending) > 0 {
 		k := copy(p, u.pending)
 		u.pending = u.pending[k:]
+		if len(u.pending) == 0 {
+			u.releasePlain()
+		}
 		return k, nil
 	}
 	if u.err != nil {
@@ -310,7 +366,7 @@ func (u *Unboxer) Read(p []byte) (int, error) {
 		if n == 0 {
 			// A zero-length frame is not sent by conforming peers;
 			// accept it as carrying no data.
-			if err := u.body(u.plain, 0); err != nil {
+			if err := u.body(nil, 0); err != nil {
 				return total, err
 			}
 			if first {
@@ -331,11 +387,25 @@ func (u *Unboxer) Read(p []byte) (int, error) {
 		if !first {
 			return total, nil
 		}
-		if err := u.body(u.plain, n); err != nil {
+		u.plain = plainPool.Get().(*[]byte)
+		plain := *u.plain
+		if err := u.body(plain, n); err != nil {
+			u.releasePlain()
 			return 0, err
 		}
-		k := copy(p, u.plain[:n])
-		u.pending = u.plain[k:n]
+		k := copy(p, plain[:n])
+		u.pending = plain[k:n]
+		if len(u.pending) == 0 {
+			u.releasePlain()
+		}
 		return k, nil
+	}
+}
+
+func (u *Unboxer) releasePlain() {
+	if u.plain != nil {
+		plainPool.Put(u.plain)
+		u.plain = nil
+		u.pending = nil
 	}
 }
