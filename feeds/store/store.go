@@ -50,8 +50,8 @@ type Store struct {
 	lock *dirLock
 
 	indexers []Indexer
-	writeMu  sync.Mutex   // serializes Append
-	writer   *groupWriter // guarded by writeMu
+	writeMu  sync.Mutex    // serializes Append
+	writer   *groupWriter  // guarded by writeMu
 	quit     chan struct{} // closed by Close: refuse appends, end live readers
 
 	lastSeq atomic.Int64                  // receive seq of the log tail (committed)
