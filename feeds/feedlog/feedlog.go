@@ -314,7 +314,7 @@ type feedSeq struct {
 type pending struct {
 	l      *Log
 	states map[feeds.FeedRef]*classic.FeedState // after the staged messages
-	keys   map[feedSeq]feeds.MessageRef          // staged, not yet stored
+	keys   map[feedSeq]feeds.MessageRef         // staged, not yet stored
 	recs   []store.Record
 	msgs   []*classic.Message
 }
