@@ -14,7 +14,7 @@ import (
 
 	"github.com/cask-ssb/cask/feeds"
 	blobstore "github.com/cask-ssb/cask/feeds/blobs"
-	"github.com/cask-ssb/cask/feeds/classic"
+	"github.com/cask-ssb/cask/feeds/feedlog"
 	"github.com/cask-ssb/cask/feeds/store"
 	"github.com/cask-ssb/cask/indexes/contacts"
 	"github.com/cask-ssb/cask/muxrpc"
@@ -25,6 +25,7 @@ import (
 	"github.com/cask-ssb/cask/plugins/history"
 	"github.com/cask-ssb/cask/plugins/logstream"
 	"github.com/cask-ssb/cask/plugins/publish"
+	"github.com/cask-ssb/cask/plugins/replicate"
 	"github.com/cask-ssb/cask/plugins/status"
 	"github.com/cask-ssb/cask/plugins/whoami"
 )
@@ -46,18 +47,18 @@ type Options struct {
 
 // Node is a running SSB daemon.
 type Node struct {
-	cfg    Config
-	log    *slog.Logger
-	now    func() time.Time
-	keys   feeds.KeyPair
-	caps   [32]byte
-	store  *store.Store
-	mux    *muxrpc.Mux
-	writer *writer
-	// verifier checks signatures of replicated messages in parallel batches.
-	verifier *classic.Verifier
-	ebt      *ebt.Replicator
-	// graph is the follow/block graph, rebuilt from the log on start.
+	cfg   Config
+	log   *slog.Logger
+	now   func() time.Time
+	keys  feeds.KeyPair
+	caps  [32]byte
+	store *store.Store
+	mux   *muxrpc.Mux
+	// writer is the one feed writer: publish, add, replication, import.
+	writer *feedlog.Log
+	ebt    *ebt.Replicator
+	legacy *replicate.Legacy
+	// graph is the follow/block graph, a persisted index of the store.
 	graph   *contacts.Graph
 	blobs   *blobsplugin.Manager
 	started time.Time
@@ -106,19 +107,19 @@ func New(opts Options) (*Node, error) {
 	}
 	// The store's lock (flock on store/LOCK, with the holder's pid) is the
 	// repo lock: it is taken first, so a second daemon stops here.
-	st, err := store.Open(filepath.Join(cfg.Repo, "store"), store.Options{
-		Logger:       log.With("component", "store"),
-		CacheSize:    8 << 20,
-		MemTableSize: 4 << 20,
-	})
+	graph := contacts.New()
+	st, err := store.Open(filepath.Join(cfg.Repo, "store"), StoreOptions(log.With("component", "store"), graph))
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
 			return nil, fmt.Errorf("open repo %s: %w: %w", cfg.Repo, ErrRepoLocked, err)
 		}
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	n := &Node{cfg: cfg, log: log, now: now, caps: caps, store: st, peers: map[*muxrpc.Endpoint]*peerInfo{}}
+	n := &Node{cfg: cfg, log: log, now: now, caps: caps, store: st, graph: graph, peers: map[*muxrpc.Endpoint]*peerInfo{}}
 	fail := func(err error) (*Node, error) {
+		if n.writer != nil {
+			n.writer.Close()
+		}
 		st.Close()
 		return nil, err
 	}
@@ -137,25 +138,23 @@ func New(opts Options) (*Node, error) {
 			log.Info("created a new identity", "id", n.keys.ID.String(), "secret", cfg.KeyPath())
 		}
 	}
-	if err := n.buildGraph(); err != nil {
-		return fail(err)
-	}
-	n.writer, err = newWriter(n.store, n.keys, now, log)
+	n.writer, err = feedlog.New(feedlog.Options{Store: n.store, Keys: &n.keys, Now: now, Logger: log.With("component", "feedlog")})
 	if err != nil {
 		return fail(err)
 	}
-	n.writer.onAppend = func(m *classic.Message) {
-		if m.ContentType() == "contact" && n.graph.Apply(m.Author, m.ContentJSON()) && m.Author == n.keys.ID {
+	graph.OnChange(func(author feeds.FeedRef) {
+		if author == n.keys.ID {
 			go n.ebt.Refresh() // our follows changed: ask running sessions for new feeds
 		}
-	}
+	})
 	bs, err := blobstore.Open(filepath.Join(cfg.Repo, "blobs"), 0)
 	if err != nil {
 		return fail(err)
 	}
 	n.blobs = blobsplugin.New(bs, log.With("component", "blobs"))
-	n.verifier = classic.NewVerifier(nil)
-	n.ebt = ebt.New(n.store, ebtIngester{n}, ebtPolicy{n}, log.With("component", "ebt"))
+	ing := &replicate.Ingester{W: n.writer, Policy: ebtPolicy{n}, Log: log.With("component", "ingest")}
+	n.legacy = &replicate.Legacy{Store: n.store, Ingester: ing}
+	n.ebt = ebt.New(n.store, ing, ebtPolicy{n}, log.With("component", "ebt"))
 	n.ebt.Drop = n.drop
 	n.mux = n.buildMux()
 	return n, nil
@@ -241,21 +240,14 @@ func (n *Node) Status() status.Report {
 	return r
 }
 
-// buildGraph rebuilds the contact graph from the whole log.
-func (n *Node) buildGraph() error {
-	start := time.Now()
-	values := func(yield func([]byte, error) bool) {
-		for rec, err := range n.store.Log(context.Background(), store.LogQuery{Old: true}) {
-			if !yield(rec.Value, err) {
-				return
-			}
-		}
+// StoreOptions are the options a repo's store is opened with: the daemon,
+// offline import and bench/fill all open it with the same indexers, so no
+// writer can leave an index behind the log.
+func StoreOptions(log *slog.Logger, graph *contacts.Graph) store.Options {
+	return store.Options{
+		Logger:       log,
+		CacheSize:    8 << 20,
+		MemTableSize: 4 << 20,
+		Indexers:     []store.Indexer{graph},
 	}
-	g, count, err := contacts.Build(values)
-	if err != nil {
-		return fmt.Errorf("build contact graph: %w", err)
-	}
-	n.graph = g
-	n.log.Debug("contact graph built", "contacts", count, "took", time.Since(start))
-	return nil
 }

@@ -117,7 +117,7 @@ func (n *Node) Close() error {
 	}
 	var errs []error
 	if n.writer != nil {
-		n.writer.stop()
+		n.writer.Close()
 	}
 	// Remove the socket while we still hold the repo (store) lock.
 	_ = os.Remove(n.cfg.SocketPath())
