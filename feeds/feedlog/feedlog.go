@@ -387,6 +387,11 @@ func (l *Log) commit(group []*request) {
 			}
 			if err == nil {
 				err = classic.ValidateNext(state, m)
+				if err != nil && state != nil && m.Sequence == state.Sequence+1 && classic.IsFatal(err) {
+					// The next message names another previous: a
+					// second message at our latest sequence exists.
+					err = fmt.Errorf("%w: %w", ErrFork, err)
+				}
 			}
 			if err != nil {
 				res.Err = fmt.Errorf("message %d of %s: %w", m.Sequence, m.Author, err)
