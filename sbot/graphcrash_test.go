@@ -130,7 +130,7 @@ func TestSIGKILLGraph(t *testing.T) {
 		t.Fatal(err)
 	}
 	input := filepath.Join(t.TempDir(), "in.jsonl")
-	const n = 60000
+	const n = 10000
 	writeContactInput(t, input, authors, authors, n)
 
 	t.Run("offline import", func(t *testing.T) {
@@ -144,7 +144,7 @@ func TestSIGKILLGraph(t *testing.T) {
 		// Kill once some messages are stored: the store is locked by the
 		// import, so poll the store's size on disk instead of opening it.
 		deadline := time.Now().Add(60 * time.Second)
-		for dirSize(filepath.Join(repo, "store")) < 2<<20 && time.Now().Before(deadline) {
+		for dirSize(filepath.Join(repo, "store")) < 1<<20 && time.Now().Before(deadline) {
 			select {
 			case err := <-exited:
 				t.Fatalf("import finished before the kill (%v): make the input larger", err)
@@ -167,7 +167,7 @@ func TestSIGKILLGraph(t *testing.T) {
 		}
 		imp := make(chan error, 1)
 		go func() { imp <- cmd.Wait() }()
-		waitStored(t, repo, 3000, imp)
+		waitStored(t, repo, 1000, imp)
 		d.cmd.Process.Signal(syscall.SIGKILL)
 		<-d.exited
 		<-imp
@@ -182,17 +182,17 @@ func TestSIGKILLGraph(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := fill.Repo(context.Background(), src, fill.Options{Authors: []feeds.KeyPair{kp}, Messages: 30000, Content: contactContent(authors)}); err != nil {
+		if err := fill.Repo(context.Background(), src, fill.Options{Authors: []feeds.KeyPair{kp}, Messages: 6000, Content: contactContent(authors)}); err != nil {
 			t.Fatal(err)
 		}
 		a := startDaemon(t, src)
 		b := startDaemon(t, dst)
 		run(t, "", "connect", "--repo", dst, a.tcp)
-		waitStored(t, dst, 2000, b.exited)
+		waitStored(t, dst, 300, b.exited)
 		b.cmd.Process.Signal(syscall.SIGKILL)
 		<-b.exited
 		a.stop(t)
-		if got := checkGraph(t, dst); got == 0 || got >= 30000 {
+		if got := checkGraph(t, dst); got == 0 || got >= 6000 {
 			t.Fatalf("%d messages stored: the kill was not during replication", got)
 		}
 	})
