@@ -9,7 +9,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"log"
@@ -17,6 +16,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/cask-ssb/cask/bench/fill"
@@ -97,24 +97,29 @@ func once(ctx context.Context, bin, repo string, a *proc.Daemon, feed feeds.Feed
 	}
 	defer c.Close()
 	t0 := time.Now()
-	if _, err := c.Call1(ctx, "gossip.connect", a.Addr); err != nil {
+	if err := c.Endpoint().Async(ctx, nil, []string{"gossip", "connect"}, a.Addr); err != nil {
 		return 0, fmt.Errorf("connect: %w", err)
 	}
 	deadline := t0.Add(5 * time.Minute)
+	last := time.Now()
 	for {
-		raw, err := c.Call1(ctx, "latestSequence", feed.String())
+		var seq int64
+		err := c.Endpoint().Async(ctx, &seq, []string{"latestSequence"}, feed.String())
+		if err != nil && strings.Contains(err.Error(), "not found") {
+			err = nil // nothing yet
+		}
 		if err == nil {
-			var seq int64
-			if json.Unmarshal(raw, &seq) != nil {
-				var obj struct {
-					Sequence int64 `json:"sequence"`
-				}
-				json.Unmarshal(raw, &obj)
-				seq = obj.Sequence
+			if time.Since(last) > 5*time.Second {
+				last = time.Now()
+				log.Printf("after %s: %d of %d", time.Since(t0).Round(time.Millisecond), seq, n)
 			}
 			if seq >= int64(n) {
 				return float64(n) / time.Since(t0).Seconds(), nil
 			}
+		}
+		if err != nil && time.Since(last) > 5*time.Second {
+			last = time.Now()
+			log.Printf("latestSequence: %v", err)
 		}
 		if time.Now().After(deadline) {
 			return 0, fmt.Errorf("not replicated within 5 minutes (stderr: %s)", b.Stderr())
