@@ -2,6 +2,7 @@ package sbot
 
 import (
 	"github.com/cask-ssb/cask/feeds"
+	"github.com/cask-ssb/cask/feeds/store"
 	"github.com/cask-ssb/cask/muxrpc"
 )
 
@@ -73,5 +74,15 @@ func (n *Node) drop(peer feeds.FeedRef, err error) {
 	for _, e := range eps {
 		n.log.Warn("disconnecting peer", "peer", peer.String(), "reason", err)
 		e.Close()
+	}
+}
+
+// forkRecorder keeps fork evidence in the store (sbot status lists it).
+type forkRecorder struct{ n *Node }
+
+func (f forkRecorder) RecordFork(author feeds.FeedRef, sequence int64, peer feeds.FeedRef, reason string) {
+	err := f.n.store.RecordFork(store.Fork{Author: author, Sequence: sequence, Peer: peer, Reason: reason, At: f.n.now().UnixMilli()})
+	if err != nil {
+		f.n.log.Error("record fork", "feed", author.String(), "sequence", sequence, "err", err)
 	}
 }

@@ -152,7 +152,7 @@ func New(opts Options) (*Node, error) {
 		return fail(err)
 	}
 	n.blobs = blobsplugin.New(bs, log.With("component", "blobs"))
-	ing := &replicate.Ingester{W: n.writer, Policy: ebtPolicy{n}, Log: log.With("component", "ingest")}
+	ing := &replicate.Ingester{W: n.writer, Policy: ebtPolicy{n}, Forks: forkRecorder{n}, Log: log.With("component", "ingest")}
 	n.legacy = &replicate.Legacy{Store: n.store, Ingester: ing}
 	n.ebt = ebt.New(n.store, ing, ebtPolicy{n}, log.With("component", "ebt"))
 	n.ebt.Drop = n.drop
@@ -227,6 +227,12 @@ func (n *Node) Status() status.Report {
 		Uptime:   n.now().Sub(n.started).Seconds(),
 		Version:  Version,
 		Peers:    []status.Peer{},
+	}
+	for f, err := range n.store.Forks() {
+		if err != nil {
+			break
+		}
+		r.Forks = append(r.Forks, status.Fork{Author: f.Author.String(), Sequence: f.Sequence, Peer: f.Peer.String(), Reason: f.Reason})
 	}
 	n.mu.Lock()
 	r.Listen = append([]string{}, n.listen...)

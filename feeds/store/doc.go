@@ -41,6 +41,7 @@
 //	m/version                 → <version:8>     on-disk format version (1)
 //	i/<name>/<key...>         → <value...>      keys of the indexer <name>
 //	m/index/<name>            → <version:8>     version of the indexer <name>
+//	x/fork/<author:32><sequence:8> → JSON      evidence of a fork (store.Fork)
 //
 // A log record is
 //

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"strings"
@@ -213,3 +214,24 @@ type namedIndex struct {
 }
 
 func (n namedIndex) Name() string { return n.name }
+
+func TestForks(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	a, p := testFeed(1), testFeed(2)
+	for _, f := range []Fork{{Author: a, Sequence: 5, Peer: p, Reason: "r1"}, {Author: a, Sequence: 3, Peer: p, Reason: "r2"}, {Author: a, Sequence: 5, Peer: p, Reason: "r3"}} {
+		if err := s.RecordFork(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	for f, err := range s.Forks() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%d:%s", f.Sequence, f.Reason))
+	}
+	if strings.Join(got, ",") != "3:r2,5:r3" {
+		t.Fatalf("forks = %v", got)
+	}
+}
