@@ -65,13 +65,16 @@ type Outcome struct {
 	Kept    int // stored now
 	Held    int // held already, skipped
 	Refused int // the first invalid message and everything after it
+	// Heads is the latest sequence per feed of the messages held now
+	// (kept or held already), for EBT's bookkeeping.
+	Heads map[feeds.FeedRef]int64
 }
 
 // Ingest handles a batch an EBT peer sent (any requested feed). The error
 // wraps ErrInvalid when the peer must be dropped.
-func (g *Ingester) Ingest(ctx context.Context, peer feeds.FeedRef, raw []json.RawMessage) error {
-	_, err := g.IngestBatch(ctx, peer, nil, raw)
-	return err
+func (g *Ingester) Ingest(ctx context.Context, peer feeds.FeedRef, raw []json.RawMessage) (map[feeds.FeedRef]int64, error) {
+	out, err := g.IngestBatch(ctx, peer, nil, raw)
+	return out.Heads, err
 }
 
 // IngestBatch handles a batch of raw message values from peer; with only
@@ -102,7 +105,16 @@ func (g *Ingester) IngestBatch(ctx context.Context, peer feeds.FeedRef, only *fe
 		msgs = append(msgs, m)
 	}
 	res := g.W.Add(ctx, msgs)
-	out := Outcome{Kept: len(res.Records), Held: res.Held}
+	out := Outcome{Kept: len(res.Records), Held: res.Held, Heads: map[feeds.FeedRef]int64{}}
+	held := len(msgs)
+	if res.Err != nil {
+		held = res.Failed
+	}
+	for _, m := range msgs[:held] {
+		if m.Sequence > out.Heads[m.Author] {
+			out.Heads[m.Author] = m.Sequence
+		}
+	}
 	if res.Err != nil {
 		if ctx.Err() != nil || errors.Is(res.Err, feedlog.ErrClosing) {
 			return out, fmt.Errorf("ingest: %w", context.Canceled)
