@@ -10,16 +10,16 @@ import (
 	"github.com/cask-ssb/cask/plugins/service"
 )
 
-// contactsService keeps the contact graph up to date after each append
-// and acts on our own follows and blocks at once: a follow makes the
-// running EBT sessions ask for the new feed; a block ends the live
+// contactsService acts on our own blocks at once: a block ends the live
 // connection with that peer (its feed is then neither replicated from
-// anyone nor served to it: see blockFilter and the handshake check).
+// anyone nor served to it: see blockFilter and the handshake check). The
+// graph itself is an index of the store, updated in the append batch; a
+// change of our follows refreshes the EBT sessions (graph.OnChange).
 func (n *Node) contactsService() service.Service {
 	return service.Service{
 		Name: "contacts",
 		OnAppend: func(m *classic.Message) {
-			if m.ContentType() != "contact" || !n.graph.Apply(m.Author, m.ContentJSON()) || m.Author != n.keys.ID {
+			if m.Author != n.keys.ID || m.ContentType() != "contact" {
 				return
 			}
 			var c struct {
@@ -30,7 +30,6 @@ func (n *Node) contactsService() service.Service {
 					n.conns.blocked(target)
 				}
 			}
-			go n.ebt.Refresh() // our follows changed: ask running sessions for new feeds
 		},
 	}
 }
@@ -50,11 +49,11 @@ func (m *connManager) blocked(peer feeds.FeedRef) {
 type blockFilter struct {
 	n    *Node
 	next interface {
-		Ingest(ctx context.Context, peer feeds.FeedRef, raw []json.RawMessage) error
+		Ingest(ctx context.Context, peer feeds.FeedRef, raw []json.RawMessage) (map[feeds.FeedRef]int64, error)
 	}
 }
 
-func (f blockFilter) Ingest(ctx context.Context, peer feeds.FeedRef, raw []json.RawMessage) error {
+func (f blockFilter) Ingest(ctx context.Context, peer feeds.FeedRef, raw []json.RawMessage) (map[feeds.FeedRef]int64, error) {
 	var kept []json.RawMessage // nil until a message is dropped
 	for i, m := range raw {
 		if a, ok := authorOf(m); ok && f.n.graph.Blocks(f.n.keys.ID, a) {
@@ -71,7 +70,7 @@ func (f blockFilter) Ingest(ctx context.Context, peer feeds.FeedRef, raw []json.
 		return f.next.Ingest(ctx, peer, raw)
 	}
 	if len(kept) == 0 {
-		return nil
+		return nil, nil
 	}
 	return f.next.Ingest(ctx, peer, kept)
 }

@@ -1,13 +1,8 @@
 package sbot
 
 import (
-	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-
 	"github.com/cask-ssb/cask/feeds"
-	"github.com/cask-ssb/cask/feeds/classic"
+	"github.com/cask-ssb/cask/feeds/store"
 )
 
 // ebtPolicy: with a peer we replicate our own feed, the peer's feed, the
@@ -56,40 +51,12 @@ func (p ebtPolicy) Replicates(peer, feed feeds.FeedRef) bool {
 	return err == nil && ok
 }
 
-// ebtIngester validates and stores what an EBT peer sends.
-type ebtIngester struct{ n *Node }
+// forkRecorder keeps fork evidence in the store (sbot status lists it).
+type forkRecorder struct{ n *Node }
 
-// Ingest parses the messages, verifies their signatures as one parallel
-// batch and appends them in order with one fsync. Messages we hold already
-// and messages that do not follow our latest (a gap) are skipped; a bad
-// signature, a message that does not parse or a fork is an error.
-func (g ebtIngester) Ingest(ctx context.Context, peer feeds.FeedRef, raw []json.RawMessage) error {
-	msgs := make([]*classic.Message, 0, len(raw))
-	for _, b := range raw {
-		m, err := classic.Parse(b)
-		if err != nil {
-			return err
-		}
-		msgs = append(msgs, m)
+func (f forkRecorder) RecordFork(author feeds.FeedRef, sequence int64, peer feeds.FeedRef, reason string) {
+	err := f.n.store.RecordFork(store.Fork{Author: author, Sequence: sequence, Peer: peer, Reason: reason, At: f.n.now().UnixMilli()})
+	if err != nil {
+		f.n.log.Error("record fork", "feed", author.String(), "sequence", sequence, "err", err)
 	}
-	for i, ok := range g.n.verifier.VerifySignatures(ctx, msgs) {
-		if !ok {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return fmt.Errorf("message %d of %s: invalid signature", msgs[i].Sequence, msgs[i].Author)
-		}
-	}
-	for i, err := range g.n.writer.AddVerifiedBatch(ctx, msgs) {
-		switch {
-		case err == nil, errors.Is(err, ErrAlreadyStored):
-		case errors.Is(err, ErrClosing), ctx.Err() != nil:
-			return context.Canceled
-		case !classic.IsFatal(err) && !errors.Is(err, ErrFork):
-			// out of order: ignore, the peer will send it again in order
-		default:
-			return fmt.Errorf("message %d of %s: %w", msgs[i].Sequence, msgs[i].Author, err)
-		}
-	}
-	return nil
 }

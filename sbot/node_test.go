@@ -552,3 +552,40 @@ func TestBlobsThroughAPeer(t *testing.T) {
 		t.Fatalf("blobs.add as a peer: %v", err)
 	}
 }
+
+// TestAddBatch: addBatch stores a whole array in order; the first invalid
+// message ends it, the ones before it stay stored and the error says so;
+// a repeated batch is all held.
+func TestAddBatch(t *testing.T) {
+	n, c := startNode(t)
+	_, msgs := feedOf(t, 10)
+	ctx := context.Background()
+	addBatch := func(ms []json.RawMessage) (map[string]int, error) {
+		var out map[string]int
+		err := c.Endpoint().Async(ctx, &out, muxrpc.Method{"addBatch"}, ms)
+		return out, err
+	}
+	raw := func(ms []*classic.Message) []json.RawMessage {
+		var out []json.RawMessage
+		for _, m := range ms {
+			out = append(out, m.Compact)
+		}
+		return out
+	}
+	bad := json.RawMessage(strings.Replace(string(msgs[5].Compact), "msg 6", "msg X", 1))
+	batch := append(append(raw(msgs[:5]), bad), raw(msgs[6:])...)
+	if _, err := addBatch(batch); err == nil || !strings.Contains(err.Error(), "stored 5") || !strings.Contains(err.Error(), "signature") {
+		t.Fatalf("batch with a bad 6th: err = %v", err)
+	}
+	if seq, _, _, _ := n.Store().Latest(msgs[0].Author); seq != 5 {
+		t.Fatalf("latest = %d, want 5", seq)
+	}
+	out, err := addBatch(raw(msgs))
+	if err != nil || out["stored"] != 5 || out["held"] != 5 {
+		t.Fatalf("full batch: %v, %v", out, err)
+	}
+	out, err = addBatch(raw(msgs))
+	if err != nil || out["stored"] != 0 || out["held"] != 10 {
+		t.Fatalf("repeated batch: %v, %v", out, err)
+	}
+}

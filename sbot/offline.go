@@ -9,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/cask-ssb/cask/feeds/feedlog"
 	"github.com/cask-ssb/cask/feeds/store"
+	"github.com/cask-ssb/cask/indexes/contacts"
 	"github.com/cask-ssb/cask/muxrpc"
 	"github.com/cask-ssb/cask/plugins/history"
 	"github.com/cask-ssb/cask/plugins/logstream"
@@ -18,15 +20,18 @@ import (
 
 // OfflineStore is the store of a repo opened without a daemon (for
 // `sbot import`, and for `sbot log`/`hist`/`get` on a stopped daemon's
-// repo), holding the repo lock so no daemon starts meanwhile.
+// repo, and bench/fill), holding the repo lock so no daemon starts
+// meanwhile. It has the daemon's indexes, and writes go through Writer,
+// the same feed writer the daemon uses.
 type OfflineStore struct {
 	*store.Store
+	Writer *feedlog.Log
 }
 
 // ErrNoStore is returned by OpenOfflineRead for a repo without a store.
 var ErrNoStore = errors.New("repo has no store")
 
-// OpenOffline locks repo and opens its store.
+// OpenOffline locks repo and opens its store and feed writer.
 func OpenOffline(repo string) (*OfflineStore, error) {
 	if err := os.MkdirAll(repo, 0o700); err != nil {
 		return nil, fmt.Errorf("create repo %s: %w", repo, err)
@@ -50,14 +55,19 @@ func OpenOfflineRead(repo string) (*OfflineStore, error) {
 }
 
 func openOffline(repo string) (*OfflineStore, error) {
-	st, err := store.Open(filepath.Join(repo, "store"), store.Options{CacheSize: 8 << 20, MemTableSize: 4 << 20})
+	st, err := store.Open(filepath.Join(repo, "store"), StoreOptions(nil, contacts.New()))
 	if errors.Is(err, store.ErrLocked) {
 		return nil, fmt.Errorf("open repo %s: %w: %w", repo, ErrRepoLocked, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	return &OfflineStore{Store: st}, nil
+	w, err := feedlog.New(feedlog.Options{Store: st})
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("open repo %s: %w", repo, err)
+	}
+	return &OfflineStore{Store: st, Writer: w}, nil
 }
 
 // ReadConn serves the store's read methods (createLogStream, get,
@@ -76,7 +86,8 @@ func (o *OfflineStore) ReadConn(ctx context.Context) (conn net.Conn, stop func()
 	return cli, func() { e.Close() }
 }
 
-// Close closes the store and releases the lock.
+// Close stops the writer, closes the store and releases the lock.
 func (o *OfflineStore) Close() error {
+	o.Writer.Close()
 	return o.Store.Close()
 }

@@ -2,7 +2,6 @@ package sbot
 
 import (
 	"cmp"
-	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"github.com/cask-ssb/cask/feeds"
 	blobstore "github.com/cask-ssb/cask/feeds/blobs"
 	"github.com/cask-ssb/cask/feeds/classic"
+	"github.com/cask-ssb/cask/feeds/feedlog"
 	"github.com/cask-ssb/cask/feeds/store"
 	"github.com/cask-ssb/cask/indexes/contacts"
 	"github.com/cask-ssb/cask/muxrpc"
@@ -25,6 +25,7 @@ import (
 	"github.com/cask-ssb/cask/plugins/history"
 	"github.com/cask-ssb/cask/plugins/logstream"
 	"github.com/cask-ssb/cask/plugins/publish"
+	"github.com/cask-ssb/cask/plugins/replicate"
 	"github.com/cask-ssb/cask/plugins/service"
 	"github.com/cask-ssb/cask/plugins/status"
 	"github.com/cask-ssb/cask/plugins/whoami"
@@ -49,18 +50,18 @@ type Options struct {
 
 // Node is a running SSB daemon.
 type Node struct {
-	cfg    Config
-	log    *slog.Logger
-	now    func() time.Time
-	keys   feeds.KeyPair
-	caps   [32]byte
-	store  *store.Store
-	mux    *muxrpc.Mux
-	writer *writer
-	// verifier checks signatures of replicated messages in parallel batches.
-	verifier *classic.Verifier
-	ebt      *ebt.Replicator
-	// graph is the follow/block graph, rebuilt from the log on start.
+	cfg   Config
+	log   *slog.Logger
+	now   func() time.Time
+	keys  feeds.KeyPair
+	caps  [32]byte
+	store *store.Store
+	mux   *muxrpc.Mux
+	// writer is the one feed writer: publish, add, replication, import.
+	writer *feedlog.Log
+	ebt    *ebt.Replicator
+	legacy *replicate.Legacy
+	// graph is the follow/block graph, a persisted index of the store.
 	graph *contacts.Graph
 	blobs *blobsplugin.Manager
 	// services are the plugins the node runs: their methods and hooks.
@@ -112,23 +113,20 @@ func New(opts Options) (*Node, error) {
 	}
 	// The store's lock (flock on store/LOCK, with the holder's pid) is the
 	// repo lock: it is taken first, so a second daemon stops here.
-	st, err := store.Open(filepath.Join(cfg.Repo, "store"), store.Options{
-		Logger:       log.With("component", "store"),
-		CacheSize:    8 << 20,
-		MemTableSize: 4 << 20,
-	})
+	graph := contacts.New()
+	st, err := store.Open(filepath.Join(cfg.Repo, "store"), StoreOptions(log.With("component", "store"), graph))
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
 			return nil, fmt.Errorf("open repo %s: %w: %w", cfg.Repo, ErrRepoLocked, err)
 		}
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	n := &Node{cfg: cfg, log: log, now: now, caps: caps, store: st, ready: make(chan struct{})}
+	n := &Node{cfg: cfg, log: log, now: now, caps: caps, store: st, graph: graph, ready: make(chan struct{})}
 	n.limits = opts.Limits
 	n.limits.budget = muxrpc.NewBudget(cmp.Or(n.limits.BodyBudget, DefaultBodyBudget))
 	fail := func(err error) (*Node, error) {
 		if n.writer != nil {
-			n.writer.stop()
+			n.writer.Close()
 		}
 		st.Close()
 		return nil, err
@@ -148,20 +146,36 @@ func New(opts Options) (*Node, error) {
 			log.Info("created a new identity", "id", n.keys.ID.String(), "secret", cfg.KeyPath())
 		}
 	}
-	if err := n.buildGraph(); err != nil {
-		return fail(err)
+	n.progress = newSyncProgress(n.keys.ID)
+	// Every committed message reaches the services' OnAppend hooks (the
+	// services are listed below; nothing is written before New returns).
+	afterCommit := func(msgs []*classic.Message) {
+		for _, m := range msgs {
+			n.progress.add(m.Author)
+			for _, s := range n.services {
+				if s.OnAppend != nil {
+					s.OnAppend(m)
+				}
+			}
+		}
 	}
-	n.writer, err = newWriter(n.store, n.keys, now, log)
+	n.writer, err = feedlog.New(feedlog.Options{Store: n.store, Keys: &n.keys, Now: now, Logger: log.With("component", "feedlog"), AfterCommit: afterCommit})
 	if err != nil {
 		return fail(err)
 	}
+	graph.OnChange(func(author feeds.FeedRef) {
+		if author == n.keys.ID {
+			go n.ebt.Refresh() // our follows changed: ask running sessions for new feeds
+		}
+	})
 	bs, err := blobstore.Open(filepath.Join(cfg.Repo, "blobs"), 0)
 	if err != nil {
 		return fail(err)
 	}
 	n.blobs = blobsplugin.New(bs, log.With("component", "blobs"))
-	n.verifier = classic.NewVerifier(nil)
-	n.ebt = ebt.New(n.store, blockFilter{n, ebtIngester{n}}, ebtPolicy{n}, log.With("component", "ebt"))
+	ing := &replicate.Ingester{W: n.writer, Policy: ebtPolicy{n}, Forks: forkRecorder{n}, Log: log.With("component", "ingest")}
+	n.legacy = &replicate.Legacy{Store: n.store, Ingester: ing}
+	n.ebt = ebt.New(n.store, blockFilter{n, ing}, ebtPolicy{n}, log.With("component", "ebt"))
 	n.ebt.Drop = n.drop
 	if n.conns, err = newConnManager(n); err != nil {
 		return fail(err)
@@ -187,15 +201,6 @@ func New(opts Options) (*Node, error) {
 	isOwner := func(req *muxrpc.Request) bool { return n.isOwner(req.RemoteKey()) }
 	if err := service.Mount(n.mux, isOwner, n.services...); err != nil {
 		return fail(err)
-	}
-	n.progress = newSyncProgress(n.keys.ID)
-	n.writer.onAppend = func(m *classic.Message) {
-		n.progress.add(m.Author)
-		for _, s := range n.services {
-			if s.OnAppend != nil {
-				s.OnAppend(m)
-			}
-		}
 	}
 	return n, nil
 }
@@ -236,6 +241,12 @@ func (n *Node) Status() status.Report {
 		Version:  Version,
 		Peers:    []status.Peer{},
 	}
+	for f, err := range n.store.Forks() {
+		if err != nil {
+			break
+		}
+		r.Forks = append(r.Forks, status.Fork{Author: f.Author.String(), Sequence: f.Sequence, Peer: f.Peer.String(), Reason: f.Reason})
+	}
 	n.mu.Lock()
 	r.Listen = append([]string{}, n.listen...)
 	n.mu.Unlock()
@@ -245,21 +256,14 @@ func (n *Node) Status() status.Report {
 	return r
 }
 
-// buildGraph rebuilds the contact graph from the whole log.
-func (n *Node) buildGraph() error {
-	start := time.Now()
-	values := func(yield func([]byte, error) bool) {
-		for rec, err := range n.store.Log(context.Background(), store.LogQuery{Old: true}) {
-			if !yield(rec.Value, err) {
-				return
-			}
-		}
+// StoreOptions are the options a repo's store is opened with: the daemon,
+// offline import and bench/fill all open it with the same indexers, so no
+// writer can leave an index behind the log.
+func StoreOptions(log *slog.Logger, graph *contacts.Graph) store.Options {
+	return store.Options{
+		Logger:       log,
+		CacheSize:    8 << 20,
+		MemTableSize: 4 << 20,
+		Indexers:     []store.Indexer{graph},
 	}
-	g, count, err := contacts.Build(values)
-	if err != nil {
-		return fmt.Errorf("build contact graph: %w", err)
-	}
-	n.graph = g
-	n.log.Debug("contact graph built", "contacts", count, "took", time.Since(start))
-	return nil
 }

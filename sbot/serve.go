@@ -153,7 +153,7 @@ func (n *Node) Close() error {
 	n.mu.Unlock()
 	n.conns.shutdown(5 * time.Second)
 	var errs []error
-	n.writer.stop()
+	n.writer.Close()
 	// Remove the socket while we still hold the repo (store) lock.
 	_ = os.Remove(n.cfg.SocketPath())
 	errs = append(errs, n.store.Close())

@@ -19,7 +19,7 @@ import (
 
 	"github.com/cask-ssb/cask/feeds"
 	"github.com/cask-ssb/cask/feeds/classic"
-	"github.com/cask-ssb/cask/feeds/store"
+	"github.com/cask-ssb/cask/feeds/feedlog"
 	"github.com/cask-ssb/cask/sbot"
 )
 
@@ -87,7 +87,7 @@ func Repo(ctx context.Context, repo string, o Options) error {
 	if err != nil {
 		return fmt.Errorf("fill %s: %w", repo, err)
 	}
-	if err := Store(ctx, st.Store, o); err != nil {
+	if err := Store(ctx, st.Writer, o); err != nil {
 		st.Close()
 		return err
 	}
@@ -97,9 +97,16 @@ func Repo(ctx context.Context, repo string, o Options) error {
 	return nil
 }
 
-// Store signs and appends the messages to st, one goroutine per CPU, each
-// writing whole feeds in chunks (so receive order interleaves feeds).
-func Store(ctx context.Context, st *store.Store, o Options) error {
+// Writer stores messages whose signatures the caller made
+// (feeds/feedlog.Log).
+type Writer interface {
+	AddVerified(ctx context.Context, msgs []*classic.Message) feedlog.Result
+}
+
+// Store signs the messages and appends them through the feed writer w,
+// one goroutine per CPU, each writing whole feeds in chunks (so receive
+// order interleaves feeds; the writer group-commits the chunks).
+func Store(ctx context.Context, st Writer, o Options) error {
 	if len(o.Authors) == 0 || o.Messages <= 0 {
 		return fmt.Errorf("fill: need at least one author and one message (got %d, %d)", len(o.Authors), o.Messages)
 	}
@@ -149,10 +156,10 @@ send:
 	return ctx.Err()
 }
 
-func writeFeed(ctx context.Context, st *store.Store, kp feeds.KeyPair, author, n int, content func(int, int64) []byte, start time.Time) error {
+func writeFeed(ctx context.Context, st Writer, kp feeds.KeyPair, author, n int, content func(int, int64) []byte, start time.Time) error {
 	var state *classic.FeedState
 	ts := float64(start.UnixMilli())
-	recs := make([]store.Record, 0, chunk)
+	recs := make([]*classic.Message, 0, chunk)
 	for seq := int64(1); seq <= int64(n); seq++ {
 		m, err := classic.Create(kp.Private, state, ts+float64(seq), classic.RawJSON(content(author, seq)), nil)
 		if err != nil {
@@ -160,13 +167,13 @@ func writeFeed(ctx context.Context, st *store.Store, kp feeds.KeyPair, author, n
 		}
 		s := classic.StateAfter(m)
 		state = &s
-		recs = append(recs, store.Record{Key: m.Key, Author: m.Author, Sequence: m.Sequence, Value: m.Compact})
+		recs = append(recs, m)
 		if len(recs) == chunk || seq == int64(n) {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if _, err := st.Append(recs); err != nil {
-				return fmt.Errorf("fill: append %s up to seq %d: %w", kp.ID, seq, err)
+			if res := st.AddVerified(ctx, recs); res.Err != nil {
+				return fmt.Errorf("fill: append %s up to seq %d: %w", kp.ID, seq, res.Err)
 			}
 			recs = recs[:0]
 		}

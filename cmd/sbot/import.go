@@ -9,8 +9,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"slices"
-	"sync"
 	"syscall"
 	"time"
 
@@ -18,7 +16,9 @@ import (
 
 	"github.com/cask-ssb/cask/feeds"
 	"github.com/cask-ssb/cask/feeds/classic"
+	"github.com/cask-ssb/cask/feeds/feedlog"
 	"github.com/cask-ssb/cask/feeds/store"
+	"github.com/cask-ssb/cask/plugins/publish"
 	"github.com/cask-ssb/cask/sbot"
 	"github.com/cask-ssb/cask/sbot/client"
 )
@@ -34,12 +34,11 @@ type importSummary struct {
 }
 
 // importChunk is how many lines are checked and stored together (one
-// fsync for the store; one wave of concurrent adds for a daemon).
+// fsync for the store; one addBatch call for a daemon).
 const importChunk = 1000
 
-// maxAddWorkers bounds the concurrent add calls to a daemon (one feed
-// each); the daemon allows 256 concurrent calls per connection.
-const maxAddWorkers = 64
+// addBatchSize is the most messages of one addBatch call to a daemon.
+const addBatchSize = 2000
 
 func newImportCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -121,7 +120,7 @@ func runImport(ctx context.Context, o importOptions) error {
 			return fmt.Errorf("import: %w", err)
 		}
 		defer st.Close()
-		app, via = &storeAppender{st: st.Store}, "store"
+		app, via = &storeAppender{st: st.Store, w: st.Writer}, "store"
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -296,7 +295,10 @@ func importChunkLines(ctx context.Context, app appender, cc *chainChecker, chunk
 }
 
 // storeAppender writes to a store opened offline.
-type storeAppender struct{ st *store.Store }
+type storeAppender struct {
+	st *store.Store
+	w  *feedlog.Log
+}
 
 func (a *storeAppender) latest(_ context.Context, f feeds.FeedRef) (*classic.FeedState, error) {
 	seq, key, ok, err := a.st.Latest(f)
@@ -338,17 +340,14 @@ func (a *storeAppender) storedKeys(_ context.Context, f feeds.FeedRef, from, to 
 	return keys, nil
 }
 
-func (a *storeAppender) append(_ context.Context, msgs []*classic.Message) error {
+func (a *storeAppender) append(ctx context.Context, msgs []*classic.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	now := float64(time.Now().UnixMilli())
-	recs := make([]store.Record, len(msgs))
-	for i, m := range msgs {
-		recs[i] = store.Record{Key: m.Key, Author: m.Author, Sequence: m.Sequence, Timestamp: now, Value: m.Compact}
-	}
-	if _, err := a.st.Append(recs); err != nil {
-		return fmt.Errorf("append %d messages: %w", len(recs), err)
+	// The signatures and chains were checked already: the feed writer
+	// validates the chain again and commits the chunk with one fsync.
+	if res := a.w.AddVerified(ctx, msgs); res.Err != nil {
+		return fmt.Errorf("append %d messages: stored %d, then: %w", len(msgs), len(res.Records), res.Err)
 	}
 	return nil
 }
@@ -402,53 +401,24 @@ func (a *daemonAppender) storedKeys(ctx context.Context, f feeds.FeedRef, from, 
 	return keys, nil
 }
 
+// append sends msgs with addBatch (owner only), in input order, in calls
+// of at most addBatchSize messages: the daemon verifies and commits each
+// call as one batch.
 func (a *daemonAppender) append(ctx context.Context, msgs []*classic.Message) error {
-	if len(msgs) == 0 {
-		return nil
-	}
-	byFeed := map[feeds.FeedRef][]*classic.Message{}
-	var order []feeds.FeedRef
-	for _, m := range msgs {
-		if byFeed[m.Author] == nil {
-			order = append(order, m.Author)
+	for len(msgs) > 0 {
+		part := msgs[:min(len(msgs), addBatchSize)]
+		msgs = msgs[len(part):]
+		arg := make([]json.RawMessage, len(part))
+		for i, m := range part {
+			arg[i] = m.Compact
 		}
-		byFeed[m.Author] = append(byFeed[m.Author], m)
-	}
-	// Longest feeds first: they bound the time of the whole wave.
-	slices.SortStableFunc(order, func(a, b feeds.FeedRef) int {
-		return len(byFeed[b]) - len(byFeed[a])
-	})
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	jobs := make(chan []*classic.Message)
-	var wg sync.WaitGroup
-	for range min(len(order), maxAddWorkers) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for feed := range jobs {
-				for _, m := range feed {
-					if ctx.Err() != nil {
-						break
-					}
-					if err := a.c.Endpoint().Async(ctx, nil, []string{"add"}, json.RawMessage(m.Compact)); err != nil {
-						cancel(fmt.Errorf("add %s (sequence %d of %s): %w", m.Key, m.Sequence, m.Author, err))
-						break
-					}
-				}
-			}
-		}()
-	}
-	for _, f := range order {
-		select {
-		case jobs <- byFeed[f]:
-		case <-ctx.Done():
+		var res publish.BatchResult
+		if err := a.c.Endpoint().Async(ctx, &res, []string{"addBatch"}, arg); err != nil {
+			return fmt.Errorf("addBatch of %d messages (from sequence %d of %s): %w", len(part), part[0].Sequence, part[0].Author, err)
 		}
-	}
-	close(jobs)
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
-		return err
+		if res.Stored+res.Held != len(part) {
+			return fmt.Errorf("addBatch of %d messages: the daemon stored %d and held %d", len(part), res.Stored, res.Held)
+		}
 	}
 	return nil
 }

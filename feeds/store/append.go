@@ -29,10 +29,12 @@ type appendResp struct {
 // fails with an error wrapping ErrOutOfOrder and nothing is written. A Key
 // already stored (or repeated within recs) fails the call with ErrDuplicate;
 // an empty Value with ErrInvalidRecord. A Timestamp of 0 is replaced by the
-// current time in milliseconds.
+// current time in milliseconds. Every registered Indexer stages its entries
+// for the records in the same batch.
 //
-// Concurrent calls are serialized by one writer goroutine and committed
-// together with a single fsync; each call succeeds or fails on its own.
+// Concurrent calls are serialized, each committed with its own fsync: the
+// store does no group commit of its own. Callers that want many small
+// appends to share an fsync batch them first (feeds/feedlog does).
 func (s *Store) Append(recs []Record) ([]int64, error) {
 	if len(recs) == 0 {
 		if s.isClosed() {
@@ -46,50 +48,17 @@ func (s *Store) Append(recs []Record) ([]int64, error) {
 				i, recs[i].Key, recs[i].Author, ErrInvalidRecord)
 		}
 	}
-	req := &appendReq{recs: recs, resp: make(chan appendResp, 1)}
-	select {
-	case s.reqs <- req:
-	case <-s.quit:
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed || s.isClosed() {
 		return nil, fmt.Errorf("append: %w", ErrClosed)
 	}
+	req := &appendReq{recs: recs, resp: make(chan appendResp, 1)}
+	s.writeMu.Lock()
+	s.writer.commit([]*appendReq{req})
+	s.writeMu.Unlock()
 	r := <-req.resp
 	return r.seqs, r.err
-}
-
-// writeLoop is the single writer: it takes one request, gathers the others
-// already waiting (up to maxGroup records), and commits them together.
-func (s *Store) writeLoop() {
-	defer s.writerWG.Done()
-	w := &groupWriter{
-		s:           s,
-		pending:     make(map[feeds.FeedRef]FeedLatest),
-		pendingKeys: make(map[feeds.MessageRef]struct{}),
-		reqHeads:    make(map[feeds.FeedRef]FeedLatest),
-		reqKeys:     make(map[feeds.MessageRef]struct{}),
-	}
-	var group []*appendReq
-	for {
-		var first *appendReq
-		select {
-		case first = <-s.reqs:
-		case <-s.quit:
-			return
-		}
-		group = append(group[:0], first)
-		n := len(first.recs)
-	gather:
-		for n < s.maxGroup {
-			select {
-			case r := <-s.reqs:
-				group = append(group, r)
-				n += len(r.recs)
-			default:
-				break gather
-			}
-		}
-		w.commit(group)
-		clear(group)
-	}
 }
 
 // groupWriter holds the writer goroutine's scratch state.
@@ -192,6 +161,12 @@ func (w *groupWriter) commit(group []*appendReq) {
 			if err != nil && stageErr == nil {
 				stageErr = fmt.Errorf("append: stage record: %w", err)
 			}
+			r.Seq = seq
+			for _, ix := range s.indexers {
+				if err := ix.Stage(indexBatch(b, ix.Name()), &r); err != nil && stageErr == nil {
+					stageErr = fmt.Errorf("append: index %s: record %d (%s): %w", ix.Name(), seq, r.Key, err)
+				}
+			}
 		}
 		resps[gi].seqs = seqs
 		staged++
@@ -212,6 +187,9 @@ func (w *groupWriter) commit(group []*appendReq) {
 		}
 		if err != nil {
 			err = fmt.Errorf("append: commit: %w", err)
+			for _, ix := range s.indexers {
+				ix.Abort()
+			}
 			for i := range resps {
 				if resps[i].err == nil {
 					resps[i] = appendResp{err: err}
@@ -224,6 +202,9 @@ func (w *groupWriter) commit(group []*appendReq) {
 			}
 			s.lastSeq.Store(next - 1)
 			s.mu.Unlock()
+			for _, ix := range s.indexers {
+				ix.Commit()
+			}
 			ch := make(chan struct{})
 			old := s.notify.Swap(&ch)
 			close(*old)

@@ -23,7 +23,7 @@ import (
 const (
 	crashEnvDir     = "CASK_STORE_CRASH_DIR"
 	crashEnvSeed    = "CASK_STORE_CRASH_SEED"
-	crashWriters    = 2 // concurrent appenders in the child, so group commit is exercised
+	crashWriters    = 2 // concurrent appenders in the child, so serialized appends interleave
 	crashFeedsEach  = 3
 	crashMaxBatch   = 12
 	crashChildLimit = 60 * time.Second

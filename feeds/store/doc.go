@@ -15,9 +15,17 @@
 // Append writes all records of a call, and every index entry they cause, in
 // one Pebble batch committed with pebble.Sync; when Append returns nil the
 // records survive kill -9 and power loss. Concurrent Append calls are
-// group-committed (one fsync for all of them) by a single writer goroutine,
-// but each call stays atomic on its own: a call that fails writes nothing and
-// does not affect the others.
+// serialized, each atomic on its own (a call that fails writes nothing and
+// does not affect the others) and each with its own fsync: group commit is
+// the job of the one feed writer above the store (feeds/feedlog), so there
+// is one batching layer, not two.
+//
+// # Indexes
+//
+// Indexers (Options.Indexers) stage their keys into the same batch as the
+// records they derive from, so an index never disagrees with the log after
+// a crash. Each has its own key prefix and a stored version; Open rebuilds
+// an index whose version changed from the whole log, logging progress.
 //
 // # On-disk layout
 //
@@ -31,6 +39,9 @@
 //	h/<author:32>             → <sequence:8><msgkey:32><seq:8>  feed head (latest)
 //	m/last                    → <seq:8>         receive sequence of the log tail
 //	m/version                 → <version:8>     on-disk format version (1)
+//	i/<name>/<key...>         → <value...>      keys of the indexer <name>
+//	m/index/<name>            → <version:8>     version of the indexer <name>
+//	x/fork/<author:32><sequence:8> → JSON      evidence of a fork (store.Fork)
 //
 // A log record is
 //

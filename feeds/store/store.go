@@ -36,10 +36,10 @@ type Options struct {
 	CacheSize int64
 	// MemTableSize is Pebble's memtable size in bytes; 0 means 32 MiB.
 	MemTableSize uint64
-	// MaxGroupRecords caps how many records of concurrent Append calls are
-	// committed with one fsync; 0 means 10000. A single call larger than the
-	// cap is still committed whole.
-	MaxGroupRecords int
+	// Indexers are the views kept in the append batch (see Indexer). An
+	// indexer whose stored version differs from its Version is rebuilt
+	// from the log by Open, with progress logged.
+	Indexers []Indexer
 }
 
 // Store is an open message store. All methods are safe for concurrent use.
@@ -49,10 +49,10 @@ type Store struct {
 	db   *pebble.DB
 	lock *dirLock
 
-	maxGroup int
-	reqs     chan *appendReq // to the writer goroutine
-	quit     chan struct{}   // closed by Close: stop writer, end live readers
-	writerWG sync.WaitGroup
+	indexers []Indexer
+	writeMu  sync.Mutex    // serializes Append
+	writer   *groupWriter  // guarded by writeMu
+	quit     chan struct{} // closed by Close: refuse appends, end live readers
 
 	lastSeq atomic.Int64                  // receive seq of the log tail (committed)
 	notify  atomic.Pointer[chan struct{}] // closed and replaced after every commit
@@ -84,13 +84,20 @@ func Open(dir string, opts Options) (*Store, error) {
 		dir:      dir,
 		log:      logger,
 		lock:     lk,
-		maxGroup: opts.MaxGroupRecords,
-		reqs:     make(chan *appendReq),
+		indexers: opts.Indexers,
 		quit:     make(chan struct{}),
 		heads:    make(map[feeds.FeedRef]FeedLatest),
 	}
-	if s.maxGroup <= 0 {
-		s.maxGroup = 10000
+	s.writer = &groupWriter{
+		s:           s,
+		pending:     make(map[feeds.FeedRef]FeedLatest),
+		pendingKeys: make(map[feeds.MessageRef]struct{}),
+		reqHeads:    make(map[feeds.FeedRef]FeedLatest),
+		reqKeys:     make(map[feeds.MessageRef]struct{}),
+	}
+	if err := checkIndexers(s.indexers); err != nil {
+		lk.release()
+		return nil, fmt.Errorf("open store at %s: %w", dir, err)
 	}
 	po := &pebble.Options{
 		CacheSize:          opts.CacheSize,
@@ -120,8 +127,11 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	ch := make(chan struct{})
 	s.notify.Store(&ch)
-	s.writerWG.Add(1)
-	go s.writeLoop()
+	if err := s.openIndexes(); err != nil {
+		_ = db.Close()
+		lk.release()
+		return nil, fmt.Errorf("open store at %s: %w", dir, err)
+	}
 	return s, nil
 }
 
@@ -219,15 +229,14 @@ func (s *Store) getSeqValue(key []byte, what string) (int64, error) {
 	return decodeSeqValue(what, v)
 }
 
-// Close stops accepting appends (pending ones finish first), ends live
+// Close stops accepting appends (running ones finish first), ends live
 // readers with ErrClosed, and closes the database and the directory lock.
 // A second Close returns ErrClosed.
 func (s *Store) Close() error {
 	err := ErrClosed
 	s.closeOnce.Do(func() {
 		close(s.quit)
-		s.writerWG.Wait()
-		s.closeMu.Lock()
+		s.closeMu.Lock() // waits for running appends and reads
 		s.closed = true
 		err = s.db.Close()
 		s.closeMu.Unlock()

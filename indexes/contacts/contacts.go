@@ -2,9 +2,10 @@
 // messages ({"type":"contact","contact":"@…","following":bool,
 // "blocking":bool}), and the hop distances replication is planned from.
 //
-// The graph is a view of the log: it is rebuilt from the log on start and
-// updated after each append, so it can never disagree with the log. It
-// never reads or writes the store itself.
+// The graph is a view of the log. As a store indexer (index.go) it is
+// persisted in the store's append batch, one key per edge, and loaded at
+// start without reading the log; it can never disagree with the log. It
+// never opens, reads or writes the store by itself: the store calls it.
 package contacts
 
 import (
@@ -28,6 +29,12 @@ type Graph struct {
 	edges   map[feeds.FeedRef]map[feeds.FeedRef]Edge
 	version uint64
 
+	// pending holds the edges staged in the store's current append batch
+	// (only the store's writer touches it).
+	pending map[edgeKey]Edge
+	// onChange, if set, is called after a commit changed edges of author.
+	onChange func(author feeds.FeedRef)
+
 	hopsMu    sync.Mutex
 	hopsCache map[hopsKey]hopsEntry
 }
@@ -44,7 +51,7 @@ type hopsEntry struct {
 
 // New returns an empty graph.
 func New() *Graph {
-	return &Graph{edges: map[feeds.FeedRef]map[feeds.FeedRef]Edge{}, hopsCache: map[hopsKey]hopsEntry{}}
+	return &Graph{edges: map[feeds.FeedRef]map[feeds.FeedRef]Edge{}, hopsCache: map[hopsKey]hopsEntry{}, pending: map[edgeKey]Edge{}}
 }
 
 // contactContent is the part of a contact message the graph reads.
@@ -83,25 +90,44 @@ func (g *Graph) ApplyValue(value []byte) bool {
 // (un)follows, blocking true blocks (and stops following), blocking false
 // unblocks.
 func (g *Graph) Apply(author feeds.FeedRef, content []byte) bool {
-	if len(content) == 0 || content[0] != '{' {
-		return false
-	}
-	var c contactContent
-	if json.Unmarshal(content, &c) != nil || c.Type != "contact" {
-		return false
-	}
-	target, err := feeds.ParseFeedRef(c.Contact)
-	if err != nil || (c.Following == nil && c.Blocking == nil) {
+	c, target, ok := parseContact(content)
+	if !ok {
 		return false
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.setLocked(author, target, c.merge(g.edges[author][target]))
+	g.version++
+	return true
+}
+
+func (g *Graph) setLocked(author, target feeds.FeedRef, e Edge) {
 	out := g.edges[author]
 	if out == nil {
 		out = map[feeds.FeedRef]Edge{}
 		g.edges[author] = out
 	}
-	e := out[target]
+	out[target] = e
+}
+
+// parseContact reads a contact message's content.
+func parseContact(content []byte) (contactContent, feeds.FeedRef, bool) {
+	var c contactContent
+	if len(content) == 0 || content[0] != '{' {
+		return c, feeds.FeedRef{}, false
+	}
+	if json.Unmarshal(content, &c) != nil || c.Type != "contact" {
+		return c, feeds.FeedRef{}, false
+	}
+	target, err := feeds.ParseFeedRef(c.Contact)
+	if err != nil || (c.Following == nil && c.Blocking == nil) {
+		return c, feeds.FeedRef{}, false
+	}
+	return c, target, true
+}
+
+// merge is the edge after c, given the edge before.
+func (c contactContent) merge(e Edge) Edge {
 	if c.Following != nil {
 		e.Following = *c.Following
 	}
@@ -111,9 +137,7 @@ func (g *Graph) Apply(author feeds.FeedRef, content []byte) bool {
 			e.Following = false
 		}
 	}
-	out[target] = e
-	g.version++
-	return true
+	return e
 }
 
 // Build applies every record value of log.

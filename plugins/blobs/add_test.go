@@ -11,6 +11,7 @@ import (
 
 	blobstore "github.com/cask-ssb/cask/feeds/blobs"
 	"github.com/cask-ssb/cask/muxrpc"
+	"github.com/cask-ssb/cask/plugins/service"
 )
 
 // addBlob sends data to blobs.add the way `sbot blobs add` does: 64 KiB
@@ -51,8 +52,10 @@ func TestAddOversizeAlwaysFails(t *testing.T) {
 				t.Fatal(err)
 			}
 			m := New(st, nil)
-			mux := muxrpc.NewMux()
-			m.Register(mux)
+			mux, err := service.MountAll(m.Service())
+			if err != nil {
+				t.Fatal(err)
+			}
 			ca, cb := net.Pipe()
 			server := muxrpc.NewEndpoint(context.Background(), ca, mux, muxrpc.Options{})
 			client := muxrpc.NewEndpoint(context.Background(), cb, nil, muxrpc.Options{})
@@ -93,8 +96,10 @@ func TestInvalidIDQuotesPrefix(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := New(st, nil)
-	mux := muxrpc.NewMux()
-	m.Register(mux)
+	mux, err := service.MountAll(m.Service())
+	if err != nil {
+		t.Fatal(err)
+	}
 	ca, cb := net.Pipe()
 	server := muxrpc.NewEndpoint(context.Background(), ca, mux, muxrpc.Options{})
 	client := muxrpc.NewEndpoint(context.Background(), cb, nil, muxrpc.Options{})

@@ -25,11 +25,14 @@ type Store interface {
 	LastSeq() int64
 }
 
-// Ingester validates and stores messages received from a peer, in order.
-// It returns an error only for a message that shows the peer is broken or
-// lying (bad signature, fork); messages already held are not errors.
+// Ingester validates and stores messages received from a peer, in order
+// (plugins/replicate: the ingest path EBT shares with legacy replication).
+// It returns an error for a message that shows the peer is broken or lying
+// (the session ends and the peer is dropped); messages already held are not
+// errors. heads is the latest sequence per feed of the messages the peer
+// sent that we now hold (kept or held already).
 type Ingester interface {
-	Ingest(ctx context.Context, peer feeds.FeedRef, msgs []json.RawMessage) error
+	Ingest(ctx context.Context, peer feeds.FeedRef, msgs []json.RawMessage) (heads map[feeds.FeedRef]int64, err error)
 }
 
 // Policy says which feeds we replicate with a peer.
@@ -403,7 +406,8 @@ func (s *session) ingest(ctx context.Context, msgs <-chan json.RawMessage) error
 				break more
 			}
 		}
-		if err := s.r.ing.Ingest(ctx, s.peer, batch); err != nil {
+		heads, err := s.r.ing.Ingest(ctx, s.peer, batch)
+		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -411,13 +415,9 @@ func (s *session) ingest(ctx context.Context, msgs <-chan json.RawMessage) error
 		}
 		// The peer has these now: never send them back.
 		s.mu.Lock()
-		for _, m := range batch {
-			var h struct {
-				Author   feeds.FeedRef `json:"author"`
-				Sequence int64         `json:"sequence"`
-			}
-			if json.Unmarshal(m, &h) == nil && h.Sequence > s.sent[h.Author] {
-				s.sent[h.Author] = h.Sequence
+		for a, seq := range heads {
+			if seq > s.sent[a] {
+				s.sent[a] = seq
 			}
 		}
 		s.mu.Unlock()

@@ -10,10 +10,10 @@ import (
 	"iter"
 
 	"github.com/cask-ssb/cask/feeds"
+	"github.com/cask-ssb/cask/feeds/kvt"
 	"github.com/cask-ssb/cask/feeds/store"
 	"github.com/cask-ssb/cask/muxrpc"
 	"github.com/cask-ssb/cask/plugins/history"
-	"github.com/cask-ssb/cask/plugins/kvt"
 	"github.com/cask-ssb/cask/plugins/service"
 )
 

@@ -26,6 +26,16 @@ type Report struct {
 	LastSeq  int64    `json:"lastSeq"`
 	Uptime   float64  `json:"uptimeSeconds"`
 	Version  string   `json:"version"`
+	// Forks lists the feeds seen forked (evidence kept in the store).
+	Forks []Fork `json:"forks,omitempty"`
+}
+
+// Fork is one recorded fork.
+type Fork struct {
+	Author   string `json:"author"`
+	Sequence int64  `json:"sequence"`
+	Peer     string `json:"peer"`
+	Reason   string `json:"reason"`
 }
 
 // Source produces the report.

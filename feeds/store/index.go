@@ -1,0 +1,192 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Indexer is a view derived from the log that the store keeps in the same
+// Pebble batch as the append, so that it can never disagree with the log
+// after a crash. Each indexer owns the keys under "i/<Name>/" and a stored
+// version (key "m/index/<Name>"); when the stored version differs from
+// Version (or is absent), Open deletes its keys and rebuilds it from the
+// whole log, logging progress.
+//
+// The store calls Stage, Commit and Abort from one goroutine at a time
+// (appends are serialized); the indexer guards its in-memory state against
+// its own concurrent readers.
+type Indexer interface {
+	// Name is the index's key prefix component ([a-z0-9_-]+).
+	Name() string
+	// Version is the on-disk format version of the index; change it to
+	// have every store rebuild the index at its next Open.
+	Version() uint64
+	// Reset forgets all in-memory state (before a rebuild or a load).
+	Reset()
+	// Load reads the index's persisted keys at Open. Keys passed to fn
+	// are relative to the index prefix and valid only during the call.
+	Load(scan func(fn func(key, value []byte) error) error) error
+	// Stage applies rec to pending state and writes the keys it changes
+	// into w. The record's Value is valid only during the call.
+	Stage(w *IndexWriter, rec *Record) error
+	// Commit makes the staged state visible: the batch is durable.
+	Commit()
+	// Abort drops the staged state: the batch was not written.
+	Abort()
+}
+
+// IndexWriter writes one indexer's keys into the append batch.
+type IndexWriter struct {
+	b      *pebble.Batch
+	prefix []byte
+	buf    []byte
+}
+
+func indexBatch(b *pebble.Batch, name string) *IndexWriter {
+	return &IndexWriter{b: b, prefix: indexPrefix(name)}
+}
+
+// Set sets key (relative to the index prefix) to value.
+func (w *IndexWriter) Set(key, value []byte) error {
+	w.buf = append(append(w.buf[:0], w.prefix...), key...)
+	return w.b.Set(w.buf, value, nil)
+}
+
+// Delete deletes key (relative to the index prefix).
+func (w *IndexWriter) Delete(key []byte) error {
+	w.buf = append(append(w.buf[:0], w.prefix...), key...)
+	return w.b.Delete(w.buf, nil)
+}
+
+var (
+	prefixIndex      = []byte("i/")
+	prefixIndexVers  = []byte("m/index/")
+	validIndexName   = regexp.MustCompile(`^[a-z0-9_-]+$`)
+	rebuildBatch     = 10000           // records per rebuild batch
+	rebuildLogPeriod = 2 * time.Second // progress log interval
+)
+
+func indexPrefix(name string) []byte {
+	p := append([]byte{}, prefixIndex...)
+	p = append(p, name...)
+	return append(p, '/')
+}
+
+func indexVersionKey(name string) []byte {
+	return append(append([]byte{}, prefixIndexVers...), name...)
+}
+
+func checkIndexers(ixs []Indexer) error {
+	seen := map[string]bool{}
+	for _, ix := range ixs {
+		n := ix.Name()
+		if !validIndexName.MatchString(n) {
+			return fmt.Errorf("index name %q: want [a-z0-9_-]+", n)
+		}
+		if seen[n] {
+			return fmt.Errorf("index %q registered twice", n)
+		}
+		seen[n] = true
+	}
+	return nil
+}
+
+// openIndexes rebuilds the indexers whose stored version differs, then
+// loads every indexer's persisted state.
+func (s *Store) openIndexes() error {
+	for _, ix := range s.indexers {
+		vers, err := s.getSeqValue(indexVersionKey(ix.Name()), "index "+ix.Name()+" version")
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		if err == nil && uint64(vers) == ix.Version() {
+			continue
+		}
+		stored := "none"
+		if err == nil {
+			stored = fmt.Sprint(vers)
+		}
+		if err := s.rebuildIndex(ix, stored); err != nil {
+			return fmt.Errorf("rebuild index %s: %w", ix.Name(), err)
+		}
+	}
+	for _, ix := range s.indexers {
+		ix.Reset()
+		prefix := indexPrefix(ix.Name())
+		err := ix.Load(func(fn func(k, v []byte) error) error {
+			snap := s.db.NewSnapshot()
+			defer snap.Close()
+			return scan(snap, prefix, func(k, v []byte) error { return fn(k[len(prefix):], v) })
+		})
+		if err != nil {
+			return fmt.Errorf("load index %s: %w", ix.Name(), err)
+		}
+	}
+	return nil
+}
+
+// rebuildIndex deletes ix's keys and stages every log record into it, in
+// batches; the version key is written last, so a crash during a rebuild
+// leads to another rebuild at the next Open.
+func (s *Store) rebuildIndex(ix Indexer, stored string) error {
+	name := ix.Name()
+	total := s.lastSeq.Load()
+	start := time.Now()
+	s.log.Info("rebuilding index", "index", name, "stored_version", stored, "version", ix.Version(), "records", total)
+	prefix := indexPrefix(name)
+	if err := s.db.DeleteRange(prefix, prefixEnd(prefix), pebble.Sync); err != nil {
+		return fmt.Errorf("delete old keys: %w", err)
+	}
+	ix.Reset()
+	b := s.db.NewBatch()
+	w := &IndexWriter{b: b, prefix: prefix}
+	inBatch := 0
+	flush := func(sync *pebble.WriteOptions) error {
+		if err := s.db.Apply(b, sync); err != nil {
+			ix.Abort()
+			return fmt.Errorf("write: %w", err)
+		}
+		ix.Commit()
+		b.Reset()
+		inBatch = 0
+		return nil
+	}
+	defer func() { b.Close() }()
+	lastLog := time.Now()
+	var done int64
+	for rec, err := range s.Log(context.Background(), LogQuery{Old: true}) {
+		if err != nil {
+			ix.Abort()
+			return err
+		}
+		if err := ix.Stage(w, &rec); err != nil {
+			ix.Abort()
+			return fmt.Errorf("record %d: %w", rec.Seq, err)
+		}
+		done++
+		inBatch++
+		if inBatch == rebuildBatch {
+			if err := flush(pebble.NoSync); err != nil {
+				return err
+			}
+		}
+		if time.Since(lastLog) >= rebuildLogPeriod {
+			lastLog = time.Now()
+			s.log.Info("rebuilding index", "index", name, "done", done, "records", total,
+				"percent", fmt.Sprintf("%.1f", 100*float64(done)/float64(max(total, 1))))
+		}
+	}
+	if err := b.Set(indexVersionKey(name), u64(int64(ix.Version())), nil); err != nil {
+		return fmt.Errorf("stage version: %w", err)
+	}
+	if err := flush(pebble.Sync); err != nil {
+		return err
+	}
+	s.log.Info("index rebuilt", "index", name, "records", done, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
