@@ -1,0 +1,196 @@
+package room
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+
+	"github.com/cask-ssb/cask/room/roomdb"
+)
+
+// MainNetCaps is the SSB main network's secret-handshake key.
+const MainNetCaps = "1KHLiKZvAvjbY1ziZEHMXawbCEIM6qwjCDm3VYRan/s="
+
+// Config is every setting of the room server. Each comes from
+// REPO/config.toml, an SSB_ROOM_* environment variable or a flag (flags
+// win over the environment, which wins over the file); Validate checks
+// them all in one place.
+type Config struct {
+	Repo        string `toml:"-"`
+	Key         string `toml:"key"`          // secret file; default REPO/secret
+	Listen      string `toml:"listen"`       // SHS+muxrpc TCP address
+	HTTPListen  string `toml:"http-listen"`  // health page (the web issue fills it); "off" disables
+	DebugListen string `toml:"debug-listen"` // Prometheus /metrics; "off" disables
+	Caps        string `toml:"caps"`         // network key, base64
+	Domain      string `toml:"domain"`       // public host name
+	Mode        string `toml:"mode"`         // initial privacy mode (then stored in the database)
+	LogFormat   string `toml:"log-format"`
+	LogLevel    string `toml:"log-level"`
+
+	MaxConns          int           `toml:"max-conns"`           // concurrent peer connections
+	MaxAttendants     int           `toml:"max-attendants"`      // concurrent attendants
+	MaxConnsPerIP     int           `toml:"max-conns-per-ip"`    // per remote IP (loopback exempt unless LimitLoopback)
+	MaxTunnelsPerKey  int           `toml:"max-tunnels-per-key"` // open tunnels one origin may hold
+	LimitLoopback     bool          `toml:"limit-loopback"`      // apply per-IP limits to loopback too
+	HandshakeTimeout  time.Duration `toml:"handshake-timeout"`
+	MaxPending        int           `toml:"max-pending"` // concurrent handshakes
+	WriteTimeout      time.Duration `toml:"write-timeout"`
+	KeepAlive         time.Duration `toml:"keepalive"` // ping interval; a peer silent for 2x this is dropped
+	MaxTunnelBytes    int64         `toml:"max-tunnel-bytes"`
+	MaxTunnelDuration time.Duration `toml:"max-tunnel-duration"`
+	EventQueue        int           `toml:"event-queue"` // attendant events a subscriber may lag behind
+}
+
+// Defaults returns the defaults, sized for a public room.
+func Defaults(repo string) Config {
+	return Config{
+		Repo:             repo,
+		Listen:           ":8008",
+		HTTPListen:       ":3000",
+		DebugListen:      "127.0.0.1:6060",
+		Caps:             MainNetCaps,
+		Domain:           "localhost",
+		Mode:             string(roomdb.ModeCommunity),
+		LogFormat:        "text",
+		LogLevel:         "info",
+		MaxConns:         4096,
+		MaxAttendants:    4096,
+		MaxConnsPerIP:    16,
+		MaxTunnelsPerKey: 32,
+		HandshakeTimeout: 10 * time.Second,
+		MaxPending:       256,
+		WriteTimeout:     10 * time.Second,
+		KeepAlive:        20 * time.Second,
+		EventQueue:       4096,
+	}
+}
+
+// DefaultRepo returns $SSB_ROOM_REPO or ~/.ssb-room.
+func DefaultRepo() string {
+	if r := os.Getenv("SSB_ROOM_REPO"); r != "" {
+		return r
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ".ssb-room"
+	}
+	return filepath.Join(home, ".ssb-room")
+}
+
+// LoadConfigFile overlays REPO/config.toml (if present) on c; unknown keys
+// are an error.
+func LoadConfigFile(c *Config) error {
+	path := filepath.Join(c.Repo, "config.toml")
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	dec := toml.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(c); err != nil {
+		var strict *toml.StrictMissingError
+		if errors.As(err, &strict) {
+			var keys []string
+			for _, e := range strict.Errors {
+				keys = append(keys, strings.Join(e.Key(), "."))
+			}
+			return fmt.Errorf("%s: unknown setting %s", path, strings.Join(keys, ", "))
+		}
+		var de *toml.DecodeError
+		if errors.As(err, &de) {
+			row, col := de.Position()
+			return fmt.Errorf("%s:%d:%d: %w", path, row, col, err)
+		}
+		return fmt.Errorf("parse %s: %w", path, err)
+	}
+	return nil
+}
+
+// Validate checks every setting.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Repo == "" {
+		errs = append(errs, errors.New("repo: empty"))
+	}
+	if _, err := c.CapsKey(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := roomdb.ParseMode(c.Mode); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Domain == "" || strings.ContainsAny(c.Domain, "/ ?#") {
+		errs = append(errs, fmt.Errorf("domain %q: want a host name", c.Domain))
+	}
+	for name, v := range map[string]string{"listen": c.Listen, "http-listen": c.HTTPListen, "debug-listen": c.DebugListen} {
+		if v == "off" || (v == "" && name != "listen") {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: want HOST:PORT: %w", name, v, err))
+		}
+	}
+	for name, v := range map[string]int{"max-conns": c.MaxConns, "max-attendants": c.MaxAttendants, "max-conns-per-ip": c.MaxConnsPerIP,
+		"max-tunnels-per-key": c.MaxTunnelsPerKey, "max-pending": c.MaxPending, "event-queue": c.EventQueue} {
+		if v <= 0 {
+			errs = append(errs, fmt.Errorf("%s: want a positive number, got %d", name, v))
+		}
+	}
+	for name, v := range map[string]time.Duration{"handshake-timeout": c.HandshakeTimeout, "write-timeout": c.WriteTimeout, "keepalive": c.KeepAlive} {
+		if v <= 0 {
+			errs = append(errs, fmt.Errorf("%s: want a positive duration, got %s", name, v))
+		}
+	}
+	if c.MaxTunnelBytes < 0 || c.MaxTunnelDuration < 0 {
+		errs = append(errs, errors.New("max-tunnel-bytes, max-tunnel-duration: want 0 (no cap) or positive"))
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log-format %q: want text or json", c.LogFormat))
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log-level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	return errors.Join(errs...)
+}
+
+// CapsKey decodes the network key.
+func (c Config) CapsKey() ([32]byte, error) {
+	var k [32]byte
+	b, err := base64.StdEncoding.DecodeString(c.Caps)
+	if err != nil || len(b) != 32 {
+		return k, fmt.Errorf("caps %q: want the base64 of 32 bytes", c.Caps)
+	}
+	copy(k[:], b)
+	return k, nil
+}
+
+// KeyPath is the secret file in use.
+func (c Config) KeyPath() string {
+	if c.Key != "" {
+		return c.Key
+	}
+	return filepath.Join(c.Repo, "secret")
+}
+
+// SocketPath is the admin socket of a running room.
+func (c Config) SocketPath() string { return SocketPath(c.Repo) }
+
+// SocketPath is the admin socket of the room that owns repo.
+func SocketPath(repo string) string { return filepath.Join(repo, "socket") }
+
+// DBPath is the SQLite database.
+func (c Config) DBPath() string { return filepath.Join(c.Repo, "room.sqlite") }
