@@ -29,6 +29,7 @@ import (
 	"github.com/cask-ssb/cask/muxrpc"
 	"github.com/cask-ssb/cask/plugins/gossip"
 	roomplug "github.com/cask-ssb/cask/plugins/room"
+	"github.com/cask-ssb/cask/plugins/service"
 	"github.com/cask-ssb/cask/plugins/tunnel"
 	"github.com/cask-ssb/cask/plugins/whoami"
 	"github.com/cask-ssb/cask/room/roomdb"
@@ -128,8 +129,12 @@ func New(o Options) (*Server, error) {
 // peerServices lists what peers can call.
 func (s *Server) peerServices() *muxrpc.Mux {
 	m := muxrpc.NewMux()
-	whoami.Register(m, s.keys.ID)
-	gossip.Register(m, gossip.Options{Interval: s.cfg.KeepAlive})
+	// whoami and gossip.ping are open to every peer of a room; the room's
+	// own methods check the caller themselves (plugins/room.Allowed).
+	everyone := func(*muxrpc.Request) bool { return true }
+	if err := service.Mount(m, everyone, whoami.Service(s.keys.ID), gossip.PingService(gossip.Options{Interval: s.cfg.KeepAlive})); err != nil {
+		panic(err) // two fixed services: a duplicate is a programming error
+	}
 	roomplug.New(roomplug.Options{
 		Room: s.keys.ID, Domain: s.cfg.Domain, Store: s.db, Att: s.att, Logger: s.log,
 		OnDrop: func(reason string) { s.metrics.drops.WithLabelValues(reason).Inc() },
