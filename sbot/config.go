@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/cask-ssb/cask/feeds"
 )
 
 // MainNetCaps is the SSB main network's secret-handshake key (ssb-caps "shs").
@@ -34,6 +36,53 @@ type Config struct {
 	// Peers are multiserver addresses to stay connected to (reconnecting
 	// with back-off), --peers, SSB_PEERS (comma-separated).
 	Peers []string `toml:"peers"`
+	// Rooms are rooms (net: or ws: addresses) to stay an attendant of,
+	// --rooms, SSB_ROOMS (comma-separated). Rooms joined at run time are
+	// kept in REPO/rooms.json.
+	Rooms []string `toml:"rooms"`
+	// TunnelAccept says whom we keep an incoming tunneled connection from
+	// (rooms2 "tunneled authentication"): "followed" (default) or
+	// "anyone", --tunnel-accept, SSB_TUNNEL_ACCEPT.
+	TunnelAccept string `toml:"tunnel-accept"`
+}
+
+// Tunnel acceptance policies (Config.TunnelAccept).
+const (
+	TunnelAcceptFollowed = "followed"
+	TunnelAcceptAnyone   = "anyone"
+)
+
+// Validate checks the settings that New does not derive itself.
+func (c Config) Validate() error {
+	for _, p := range c.Peers {
+		if _, err := feeds.ParseAddress(p); err != nil {
+			return fmt.Errorf("peers: %w", err)
+		}
+	}
+	for _, r := range c.Rooms {
+		if _, err := parseRoomAddress(r); err != nil {
+			return fmt.Errorf("rooms: %w", err)
+		}
+	}
+	switch c.TunnelAccept {
+	case "", TunnelAcceptFollowed, TunnelAcceptAnyone:
+	default:
+		return fmt.Errorf("tunnel-accept %q: want %q or %q", c.TunnelAccept, TunnelAcceptFollowed, TunnelAcceptAnyone)
+	}
+	return nil
+}
+
+// parseRoomAddress parses the address of a room: a direct transport, not
+// a tunnel.
+func parseRoomAddress(s string) (feeds.Address, error) {
+	a, err := feeds.ParseAddress(s)
+	if err != nil {
+		return a, err
+	}
+	if a.Transport == feeds.TransportTunnel {
+		return a, fmt.Errorf("room address %s: a room is reached directly, not through a tunnel", s)
+	}
+	return a, nil
 }
 
 // Defaults returns the default configuration for repo.
@@ -47,6 +96,8 @@ func Defaults(repo string) Config {
 		MaxConns:   64,
 		MaxStreams: 256,
 		Hops:       2,
+
+		TunnelAccept: TunnelAcceptFollowed,
 	}
 }
 
@@ -82,7 +133,7 @@ func LoadConfigFile(c *Config) error {
 			for _, e := range strict.Errors {
 				keys = append(keys, strings.Join(e.Key(), "."))
 			}
-			return fmt.Errorf("%s: unknown setting %s (known: listen, caps, key, log-format, log-level, max-conns, max-streams, hops, peers)", path, strings.Join(keys, ", "))
+			return fmt.Errorf("%s: unknown setting %s (known: listen, caps, key, log-format, log-level, max-conns, max-streams, hops, peers, rooms, tunnel-accept)", path, strings.Join(keys, ", "))
 		}
 		var de *toml.DecodeError
 		if errors.As(err, &de) {

@@ -1,0 +1,136 @@
+package sbot
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/cask-ssb/cask/feeds"
+	"github.com/cask-ssb/cask/plugins/status"
+	"github.com/cask-ssb/cask/room"
+	"github.com/cask-ssb/cask/sbot/client"
+)
+
+// startTestRoom runs our room server (open mode) on 127.0.0.1 until the
+// test ends and returns its multiserver address.
+func startTestRoom(t testing.TB, mode string) *room.Server {
+	t.Helper()
+	cfg := room.Defaults(t.TempDir())
+	cfg.Listen = "127.0.0.1:0"
+	cfg.HTTPListen = "off"
+	cfg.DebugListen = "off"
+	cfg.Mode = mode
+	cfg.KeepAlive = 5 * time.Second
+	s, err := room.New(room.Options{Config: cfg, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, func() { close(ready) }) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("room did not start: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("room Serve: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("room did not stop within 15 s")
+		}
+	})
+	return s
+}
+
+func post(t testing.TB, c *client.Client, content map[string]any) {
+	t.Helper()
+	if _, err := c.Publish(context.Background(), content); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func follow(t testing.TB, c *client.Client, id feeds.FeedRef) {
+	t.Helper()
+	post(t, c, map[string]any{"type": "contact", "contact": id.String(), "following": true})
+}
+
+func statusOf(t testing.TB, c *client.Client) status.Report {
+	t.Helper()
+	raw, err := c.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r status.Report
+	if err := json.Unmarshal(raw, &r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestRoomTunnelReplication: two daemons without any TCP listener join our
+// room, find each other as attendants, tunnel through the room and
+// replicate both ways, live included.
+func TestRoomTunnelReplication(t *testing.T) {
+	start := time.Now()
+	defer logStep(t, start, "done")
+	r := startTestRoom(t, "open")
+	edit := func(c *Config) { c.Listen = "off"; c.Rooms = []string{r.Address()} }
+	a, ca := startNodeWith(t, t.TempDir(), edit)
+	b, cb := startNodeWith(t, t.TempDir(), edit)
+	follow(t, ca, b.ID())
+	follow(t, cb, a.ID())
+	for i := range 20 {
+		post(t, ca, map[string]any{"type": "post", "text": fmt.Sprint("a", i)})
+		post(t, cb, map[string]any{"type": "post", "text": fmt.Sprint("b", i)})
+	}
+	waitLatest(t, a, b.ID(), 21)
+	waitLatest(t, b, a.ID(), 21)
+	logStep(t, start, "replicated")
+
+	// The connection is a tunnel through the room, on both sides, and the
+	// status shows the room with the friend as a followed attendant.
+	for _, side := range []struct {
+		c      *client.Client
+		friend feeds.FeedRef
+	}{{ca, b.ID()}, {cb, a.ID()}} {
+		st := statusOf(t, side.c)
+		var found bool
+		for _, p := range st.Peers {
+			if p.ID == side.friend.String() {
+				found = true
+				if p.Transport != feeds.TransportTunnel || p.Room != r.ID().String() {
+					t.Errorf("peer %s: transport %q via %q, want tunnel via %s", p.ID, p.Transport, p.Room, r.ID())
+				}
+			}
+		}
+		if !found {
+			t.Errorf("status peers %+v lack %s", st.Peers, side.friend)
+		}
+		if len(st.Rooms) != 1 || st.Rooms[0].State != "attendant" || st.Rooms[0].Version != "2" {
+			t.Fatalf("status rooms = %+v, want one rooms 2.0 room, attendant", st.Rooms)
+		}
+		if fl := st.Rooms[0].Followed; len(fl) != 1 || fl[0] != side.friend.String() {
+			t.Errorf("followed attendants = %v, want [%s]", fl, side.friend)
+		}
+	}
+
+	// Live: a message published now arrives through the tunnel.
+	post(t, cb, map[string]any{"type": "post", "text": "live from b"})
+	post(t, ca, map[string]any{"type": "post", "text": "live from a"})
+	waitLatest(t, a, b.ID(), 22)
+	waitLatest(t, b, a.ID(), 22)
+}
+
+func logStep(t testing.TB, start time.Time, what string) {
+	t.Logf("%6.2fs %s", time.Since(start).Seconds(), what)
+}
