@@ -58,3 +58,35 @@ func TestLoadConfigFile(t *testing.T) {
 		t.Fatal("bad caps accepted")
 	}
 }
+
+func TestConfigValidate(t *testing.T) {
+	const key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+	const tun = "tunnel:@AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=.ed25519:@AgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=.ed25519~shs:AgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+	tests := []struct {
+		name    string
+		edit    func(c *Config)
+		wantErr string
+	}{
+		{"defaults", func(*Config) {}, ""},
+		{"room", func(c *Config) { c.Rooms = []string{"net:127.0.0.1:8008~shs:" + key} }, ""},
+		{"tunnel peer", func(c *Config) { c.Peers = []string{tun} }, ""},
+		{"tunnel as a room", func(c *Config) { c.Rooms = []string{tun} }, "not through a tunnel"},
+		{"bad room", func(c *Config) { c.Rooms = []string{"nope"} }, "rooms:"},
+		{"bad peer", func(c *Config) { c.Peers = []string{"nope"} }, "peers:"},
+		{"anyone", func(c *Config) { c.TunnelAccept = TunnelAcceptAnyone }, ""},
+		{"bad tunnel-accept", func(c *Config) { c.TunnelAccept = "friends" }, "tunnel-accept"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Defaults("R")
+			tc.edit(&c)
+			err := c.Validate()
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatal(err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("err %v, want %q", err, tc.wantErr)
+			}
+		})
+	}
+}

@@ -317,6 +317,7 @@ one JSON value; a source method prints one JSON value per line.`,
 	addClientFlags(call.Flags())
 	root.AddCommand(call)
 	addPeerCmds(root)
+	addRoomCmds(root)
 }
 
 func publishContent(cmd *cobra.Command, args []string) (json.RawMessage, error) {

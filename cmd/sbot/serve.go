@@ -47,6 +47,16 @@ var serveSettings = []setting{
 		}
 		return nil
 	}},
+	{"rooms", "SSB_ROOMS", "rooms to stay an attendant of: multiserver addresses (net:HOST:PORT~shs:KEY), comma-separated; reconnected with back-off", func(c *sbot.Config, v string) error {
+		c.Rooms = nil
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				c.Rooms = append(c.Rooms, p)
+			}
+		}
+		return nil
+	}},
+	{"tunnel-accept", "SSB_TUNNEL_ACCEPT", `whom to keep an incoming tunneled connection (through a room) from: "followed" or "anyone" (default "followed")`, func(c *sbot.Config, v string) error { c.TunnelAccept = v; return nil }},
 	{"max-streams", "SSB_MAX_STREAMS", "maximum concurrent calls/streams per connection (default 256)", intSetting(func(c *sbot.Config, n int) { c.MaxStreams = n })},
 }
 
@@ -93,6 +103,9 @@ func resolveConfig(cmd *cobra.Command) (sbot.Config, error) {
 	if _, err := cfg.CapsKey(); err != nil {
 		return cfg, usageErr("%w", err)
 	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, usageErr("%w", err)
+	}
 	return cfg, nil
 }
 
@@ -119,7 +132,8 @@ func addServeCmd(root *cobra.Command) {
 owner-only unix socket REPO/socket, and serve muxrpc until SIGINT/SIGTERM.
 
 Every setting is also an environment variable and a key in REPO/config.toml
-(listen, caps, key, log-format, log-level, max-conns, max-streams, hops, peers);
+(listen, caps, key, log-format, log-level, max-conns, max-streams, hops, peers, rooms,
+tunnel-accept);
 flags win over the environment, which wins over the file.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
