@@ -134,4 +134,3 @@ func TestRoomTunnelReplication(t *testing.T) {
 func logStep(t testing.TB, start time.Time, what string) {
 	t.Logf("%6.2fs %s", time.Since(start).Seconds(), what)
 }
-
