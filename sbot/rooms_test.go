@@ -134,3 +134,54 @@ func TestRoomTunnelReplication(t *testing.T) {
 func logStep(t testing.TB, start time.Time, what string) {
 	t.Logf("%6.2fs %s", time.Since(start).Seconds(), what)
 }
+
+// TestTunnelAcceptFollowed: with tunnel-accept "followed" (the default) a
+// tunneled connection from a peer we do not follow is refused during the
+// inner handshake and logged; once we follow it, it is accepted. A tunnel
+// address to a peer that is not in the room fails.
+func TestTunnelAcceptFollowed(t *testing.T) {
+	r := startTestRoom(t, "open")
+	edit := func(c *Config) { c.Listen = "off"; c.Rooms = []string{r.Address()} }
+	a, ca := startNodeWith(t, t.TempDir(), edit)
+	b, cb := startNodeWith(t, t.TempDir(), edit)
+	ctx := context.Background()
+	eventually := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	for _, c := range []*client.Client{ca, cb} {
+		eventually("both attendants", func() bool {
+			st := statusOf(t, c)
+			return len(st.Rooms) == 1 && len(st.Rooms[0].Attendants) == 2
+		})
+	}
+	addrB := feeds.Address{Key: b.ID(), Portal: r.ID(), Transport: feeds.TransportTunnel}.String()
+	if err := a.ConnectAddress(ctx, addrB); err == nil {
+		t.Fatal("B kept a tunneled connection from A, which it does not follow")
+	}
+	if b.conns.peer(a.ID()) != nil {
+		t.Fatal("B has a connection with A")
+	}
+	follow(t, cb, a.ID())
+	if err := a.ConnectAddress(ctx, addrB); err != nil {
+		t.Fatalf("tunnel to B after B follows A: %v", err)
+	}
+	eventually("B to hold the tunneled connection", func() bool {
+		c := b.conns.peer(a.ID())
+		return c != nil && c.transport == feeds.TransportTunnel && c.direction == "in"
+	})
+	ghost := feeds.Address{Key: feeds.FeedRef{9}, Portal: r.ID(), Transport: feeds.TransportTunnel}.String()
+	if err := a.ConnectAddress(ctx, ghost); err == nil {
+		t.Fatal("a tunnel to a peer that is not in the room succeeded")
+	}
+	other := feeds.Address{Key: feeds.FeedRef{8}, Portal: feeds.FeedRef{7}, Transport: feeds.TransportTunnel}
+	if _, err := a.conns.dial(ctx, other); err == nil {
+		t.Fatal("a tunnel through a room we are not in succeeded")
+	}
+}
