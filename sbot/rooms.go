@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cask-ssb/cask/feeds"
+	"github.com/cask-ssb/cask/feeds/classic"
 	"github.com/cask-ssb/cask/muxrpc"
 	"github.com/cask-ssb/cask/plugins/service"
 	"github.com/cask-ssb/cask/plugins/status"
@@ -87,7 +88,13 @@ func (rc *roomClient) service() service.Service {
 			}),
 		},
 		OnConnect: rc.onConnect,
-		Run:       rc.run,
+		OnAppend: func(m *classic.Message) {
+			// A follow of ours may make a present attendant one to dial.
+			if m.Author == rc.n.keys.ID && m.ContentType() == "contact" {
+				rc.dialAttendants(context.Background(), false)
+			}
+		},
+		Run: rc.run,
 	}
 }
 
@@ -327,9 +334,9 @@ func (rc *roomClient) wantTunnel(id feeds.FeedRef) bool {
 
 // dialAttendants dials, through their room, the present attendants we
 // follow and are not connected to, at most roomDialers at once. On an
-// attendants event (all false) only the side with the smaller key dials
-// at once, so two friends do not both open a tunnel; the rescan dials in
-// any case.
+// attendants event or a follow of ours (all false), of two friends who
+// follow each other only the one with the smaller key dials at once, so
+// they do not both open a tunnel; the rescan dials in any case.
 func (rc *roomClient) dialAttendants(_ context.Context, all bool) {
 	me := rc.n.keys.ID
 	rc.mu.Lock()
@@ -349,8 +356,8 @@ func (rc *roomClient) dialAttendants(_ context.Context, all bool) {
 			if rc.dialing[id] || !rc.wantTunnel(id) || rc.n.conns.peer(id) != nil {
 				continue
 			}
-			if !all && strings.Compare(me.String(), id.String()) > 0 {
-				continue
+			if !all && rc.n.graph.Follows(id, me) && strings.Compare(me.String(), id.String()) > 0 {
+				continue // it follows us too: the smaller key dials first
 			}
 			rc.dialing[id] = true
 			a := feeds.Address{Key: id, Portal: roomID, Transport: feeds.TransportTunnel}

@@ -15,7 +15,7 @@ import (
 )
 
 // startRoomServer runs our room server on 127.0.0.1 until the test ends.
-func startRoomServer(t *testing.T, mode string) *room.Server {
+func startRoomServer(t testing.TB, mode string) *room.Server {
 	t.Helper()
 	cfg := room.Defaults(t.TempDir())
 	cfg.Listen = "127.0.0.1:0"
