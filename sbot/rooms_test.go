@@ -185,3 +185,57 @@ func TestTunnelAcceptFollowed(t *testing.T) {
 		t.Fatal("a tunnel through a room we are not in succeeded")
 	}
 }
+
+// TestTunnelAndDirectCollapse: one peer, one connection. A dial through
+// the room to a peer connected directly returns the direct connection,
+// and a direct dial to a peer connected through a tunnel keeps the tunnel.
+func TestTunnelAndDirectCollapse(t *testing.T) {
+	r := startTestRoom(t, "open")
+	edit := func(c *Config) {
+		c.Listen = "127.0.0.1:0"
+		c.Rooms = []string{r.Address()}
+		c.TunnelAccept = TunnelAcceptAnyone
+	}
+	a, ca := startNodeWith(t, t.TempDir(), edit)
+	b, _ := startNodeWith(t, t.TempDir(), edit)
+	c, _ := startNodeWith(t, t.TempDir(), edit)
+	ctx := context.Background()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st := statusOf(t, ca)
+		if len(st.Rooms) == 1 && len(st.Rooms[0].Attendants) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("attendants: %+v", st.Rooms)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tun := func(id feeds.FeedRef) string {
+		return feeds.Address{Key: id, Portal: r.ID(), Transport: feeds.TransportTunnel}.String()
+	}
+	for _, step := range []struct {
+		addr, want string
+		peer       *Node
+	}{
+		{tcpAddr(t, b), "net", b}, {tun(b.ID()), "net", b}, // direct first
+		{tun(c.ID()), "tunnel", c}, {tcpAddr(t, c), "tunnel", c}, // tunnel first
+	} {
+		if err := a.ConnectAddress(ctx, step.addr); err != nil {
+			t.Fatalf("connect %s: %v", step.addr, err)
+		}
+		p := a.conns.peer(step.peer.ID())
+		if p == nil || p.transport != step.want {
+			t.Fatalf("after connect %s: connection %+v, want one over %s", step.addr, p, step.want)
+		}
+	}
+	// A has exactly the room, B and C; B and C each have the room and A.
+	if got := len(a.conns.connected()); got != 3 {
+		t.Errorf("A has %d connections, want 3 (room, B, C)", got)
+	}
+	for _, n := range []*Node{b, c} {
+		if got := len(n.conns.connected()); got != 2 {
+			t.Errorf("%s has %d connections, want 2 (room, A)", n.ID(), got)
+		}
+	}
+}
