@@ -233,7 +233,12 @@ func TestTunnelAndDirectCollapse(t *testing.T) {
 	if got := len(a.conns.connected()); got != 3 {
 		t.Errorf("A has %d connections, want 3 (room, B, C)", got)
 	}
+	// (The accepting side registers a connection just after the dialler.)
 	for _, n := range []*Node{b, c} {
+		deadline := time.Now().Add(5 * time.Second)
+		for len(n.conns.connected()) != 2 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
 		if got := len(n.conns.connected()); got != 2 {
 			t.Errorf("%s has %d connections, want 2 (room, A)", n.ID(), got)
 		}
