@@ -20,6 +20,9 @@ const (
 	TransportWS    = "ws"
 	TransportWSS   = "wss"
 	TransportOnion = "onion"
+	// TransportTunnel is a connection relayed by a room (protocol.md §8.5):
+	// "tunnel:@ROOM:@TARGET~shs:KEY".
+	TransportTunnel = "tunnel"
 )
 
 // Address is a peer address with a secret-handshake key: the multiserver
@@ -29,8 +32,11 @@ type Address struct {
 	Port int
 	Key  FeedRef
 	// Transport is the multiserver transport: "" or TransportNet (TCP),
-	// TransportWS, TransportWSS or TransportOnion.
+	// TransportWS, TransportWSS, TransportOnion or TransportTunnel.
 	Transport string
+	// Portal is the room that relays a tunnel address (Transport
+	// TransportTunnel; Host and Port are then empty, Key is the target).
+	Portal FeedRef
 }
 
 // String returns the multiserver form, e.g. "net:HOST:PORT~shs:BASE64KEY".
@@ -39,6 +45,15 @@ type Address struct {
 // written "ws://HOST:PORT~shs:KEY".
 func (a Address) String() string {
 	var b strings.Builder
+	if a.Transport == TransportTunnel {
+		b.WriteString("tunnel:")
+		b.WriteString(a.Portal.String())
+		b.WriteByte(':')
+		b.WriteString(a.Key.String())
+		b.WriteString("~shs:")
+		b.WriteString(base64.StdEncoding.EncodeToString(a.Key[:]))
+		return b.String()
+	}
 	switch a.Transport {
 	case TransportWS, TransportWSS:
 		b.WriteString(a.Transport + "://")
@@ -109,6 +124,12 @@ func ParseAddresses(s string) ([]Address, error) {
 	}
 	var out []Address
 	for _, alt := range alts {
+		if isTunnelAlternative(alt) {
+			if a, err := tunnelAddress(alt); err == nil {
+				out = append(out, a)
+			}
+			continue
+		}
 		if !isShsAlternative(alt) {
 			continue
 		}
@@ -128,6 +149,18 @@ func ParseAddresses(s string) ([]Address, error) {
 
 func parseAddress(s string) (Address, error) {
 	if strings.Contains(s, "~") {
+		// The first alternative we understand decides: a tunnel, or an
+		// shs address the way ssb-ref parses it.
+		if alts, ok := decodeMultiserver(s); ok {
+			for _, alt := range alts {
+				if isTunnelAlternative(alt) {
+					return tunnelAddress(alt)
+				}
+				if isShsAlternative(alt) {
+					break
+				}
+			}
+		}
 		js, ok := parseMultiserverAddressJS(s)
 		if !ok {
 			return Address{}, fmt.Errorf("%w: not an shs multiserver address", ErrInvalidRef)
@@ -294,6 +327,39 @@ func isShsAlternative(alt []msProtocol) bool {
 		return false
 	}
 	return strings.HasPrefix(alt[1].name, "shs")
+}
+
+// isTunnelAlternative: "tunnel:..." followed by an shs transform.
+func isTunnelAlternative(alt []msProtocol) bool {
+	return len(alt) >= 2 && alt[0].name == TransportTunnel && alt[1].name == "shs"
+}
+
+// tunnelAddress validates "tunnel:@ROOM:@TARGET~shs:KEY": both ids are
+// ed25519 feed ids, and KEY is the target's key.
+func tunnelAddress(alt []msProtocol) (Address, error) {
+	tr, shs := alt[0], alt[1]
+	if len(tr.data) != 2 {
+		return Address{}, fmt.Errorf("%w: want tunnel:@ROOM:@TARGET", ErrInvalidRef)
+	}
+	portal, err := ParseFeedRef(tr.data[0])
+	if err != nil {
+		return Address{}, fmt.Errorf("tunnel room: %w", err)
+	}
+	target, err := ParseFeedRef(tr.data[1])
+	if err != nil {
+		return Address{}, fmt.Errorf("tunnel target: %w", err)
+	}
+	if len(shs.data) != 1 {
+		return Address{}, fmt.Errorf("%w: want ~shs:KEY after a tunnel", ErrInvalidRef)
+	}
+	key, err := base64.StdEncoding.Strict().DecodeString(shs.data[0])
+	if err != nil || len(key) != len(target) || string(key) != string(target[:]) {
+		return Address{}, fmt.Errorf("%w: the shs key of a tunnel must be the target's", ErrInvalidRef)
+	}
+	if portal == target {
+		return Address{}, fmt.Errorf("%w: a tunnel to the room itself", ErrInvalidRef)
+	}
+	return Address{Key: target, Portal: portal, Transport: TransportTunnel}, nil
 }
 
 // shsAlternative builds ssb-ref's {host, port, key} from an alternative for

@@ -14,6 +14,8 @@ func refSeeds(f *testing.F) {
 		"net:example.org:8008~shs:" + aliceB64, "net:fe80::1:8008~shs:" + aliceB64 + ";ws://a.b:80~shs:" + msgB64,
 		"example.org:8008:@" + aliceB64 + ".ed25519", "example.org:8008:@" + aliceB64 + ".ed25519~" + msgB64 + "#x",
 		"%" + msgB64 + ".sha256?unbox=a+b%2B", "%40" + aliceB64 + "%3D", "a!~b~c:d!", "net::0x10~shs:" + aliceB64,
+		"tunnel:@" + msgB64 + ".ed25519:@" + aliceB64 + ".ed25519~shs:" + aliceB64,
+		"tunnel:@" + msgB64 + ".ed25519:@" + aliceB64 + ".ed25519~shs:" + aliceB64 + ";net:a.b:1~shs:" + msgB64,
 	} {
 		f.Add(s)
 	}

@@ -140,22 +140,33 @@ func TestAddress(t *testing.T) {
 		dial    string
 		wantErr bool
 	}{
-		{in: "net:example.org:8008~shs:" + aliceB64, want: Address{"example.org", 8008, key, "net"},
+		{in: "net:example.org:8008~shs:" + aliceB64, want: Address{"example.org", 8008, key, "net", FeedRef{}},
 			str: "net:example.org:8008~shs:" + aliceB64, dial: "example.org:8008"},
-		{in: "net:fe80::1:8008~shs:" + aliceB64, want: Address{"fe80::1", 8008, key, "net"},
+		{in: "net:fe80::1:8008~shs:" + aliceB64, want: Address{"fe80::1", 8008, key, "net", FeedRef{}},
 			str: "net:fe80::1:8008~shs:" + aliceB64, dial: "[fe80::1]:8008"},
-		{in: "net:::1:9000~shs:" + aliceB64, want: Address{"::1", 9000, key, "net"},
+		{in: "net:::1:9000~shs:" + aliceB64, want: Address{"::1", 9000, key, "net", FeedRef{}},
 			str: "net:::1:9000~shs:" + aliceB64, dial: "[::1]:9000"},
-		{in: "example.org:8008:@" + aliceB64 + ".ed25519", want: Address{"example.org", 8008, key, "net"},
+		{in: "example.org:8008:@" + aliceB64 + ".ed25519", want: Address{"example.org", 8008, key, "net", FeedRef{}},
 			str: "net:example.org:8008~shs:" + aliceB64, dial: "example.org:8008"},
-		{in: "ws://example.org:8989~shs:" + aliceB64, want: Address{"example.org", 8989, key, "ws"},
+		{in: "ws://example.org:8989~shs:" + aliceB64, want: Address{"example.org", 8989, key, "ws", FeedRef{}},
 			str: "ws://example.org:8989~shs:" + aliceB64},
-		{in: "onion:abc.onion:8008~shs:" + aliceB64, want: Address{"abc.onion", 8008, key, "onion"},
+		{in: "onion:abc.onion:8008~shs:" + aliceB64, want: Address{"abc.onion", 8008, key, "onion", FeedRef{}},
 			str: "onion:abc.onion:8008~shs:" + aliceB64},
-		{in: "unix:/x~noauth;net:127.0.0.1:8008~shs:" + aliceB64 + ":" + msgB64, want: Address{"127.0.0.1", 8008, key, "net"},
+		{in: "unix:/x~noauth;net:127.0.0.1:8008~shs:" + aliceB64 + ":" + msgB64, want: Address{"127.0.0.1", 8008, key, "net", FeedRef{}},
 			str: "net:127.0.0.1:8008~shs:" + aliceB64, dial: "127.0.0.1:8008"},
-		{in: "net::8008~shs:" + aliceB64, want: Address{"localhost", 8008, key, "net"},
+		{in: "net::8008~shs:" + aliceB64, want: Address{"localhost", 8008, key, "net", FeedRef{}},
 			str: "net:localhost:8008~shs:" + aliceB64, dial: "localhost:8008"},
+		{in: "tunnel:@" + msgB64 + ".ed25519:@" + aliceB64 + ".ed25519~shs:" + aliceB64,
+			want: Address{Key: key, Portal: mustFeed(t, "@"+msgB64+".ed25519"), Transport: "tunnel"},
+			str:  "tunnel:@" + msgB64 + ".ed25519:@" + aliceB64 + ".ed25519~shs:" + aliceB64},
+		{in: "unix:/x~noauth;tunnel:@" + msgB64 + ".ed25519:@" + aliceB64 + ".ed25519~shs:" + aliceB64,
+			want: Address{Key: key, Portal: mustFeed(t, "@"+msgB64+".ed25519"), Transport: "tunnel"},
+			str:  "tunnel:@" + msgB64 + ".ed25519:@" + aliceB64 + ".ed25519~shs:" + aliceB64},
+		{in: "tunnel:@" + msgB64 + ".ed25519:@" + aliceB64 + ".ed25519~shs:" + msgB64, wantErr: true},     // key is not the target's
+		{in: "tunnel:@" + aliceB64 + ".ed25519:@" + aliceB64 + ".ed25519~shs:" + aliceB64, wantErr: true}, // tunnel to the room itself
+		{in: "tunnel:@" + msgB64 + ".sha256:@" + aliceB64 + ".ed25519~shs:" + aliceB64, wantErr: true},    // room is not a feed
+		{in: "tunnel:@" + msgB64 + ".ed25519~shs:" + aliceB64, wantErr: true},                             // no target
+		{in: "tunnel:@" + msgB64 + ".ed25519:@" + aliceB64 + ".ed25519~noauth", wantErr: true},            // no shs
 		{in: "net:example.org:0~shs:" + aliceB64, wantErr: true},
 		{in: "net:example.org:65536~shs:" + aliceB64, wantErr: true},
 		{in: "net:example.org~shs:" + aliceB64, wantErr: true},
@@ -195,6 +206,15 @@ func TestAddress(t *testing.T) {
 			}
 		})
 	}
+}
+
+func mustFeed(t *testing.T, s string) FeedRef {
+	t.Helper()
+	r, err := ParseFeedRef(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 func TestParseAddresses(t *testing.T) {

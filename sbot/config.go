@@ -46,6 +46,14 @@ type Config struct {
 	// group or others may read, --allow-insecure-secret,
 	// SSB_ALLOW_INSECURE_SECRET.
 	AllowInsecureSecret bool `toml:"allow-insecure-secret"`
+	// Rooms are rooms (net: or ws: addresses) to stay an attendant of,
+	// --rooms, SSB_ROOMS (comma-separated). Rooms joined at run time are
+	// kept in REPO/rooms.json.
+	Rooms []string `toml:"rooms"`
+	// TunnelAccept says whom we keep an incoming tunneled connection from
+	// (rooms2 "tunneled authentication"): "followed" (default) or
+	// "anyone", --tunnel-accept, SSB_TUNNEL_ACCEPT.
+	TunnelAccept string `toml:"tunnel-accept"`
 
 	// Sources says where each setting (by its config.toml key) came from,
 	// e.g. "/home/me/.ssb-go/config.toml", "environment SSB_HOPS" or
@@ -132,7 +140,36 @@ func (c Config) Validate() error {
 			bad("peers", p, "want a multiserver address net:HOST:PORT~shs:KEY")
 		}
 	}
+	for _, r := range c.Rooms {
+		if _, err := parseRoomAddress(r); err != nil {
+			bad("rooms", r, "want a room's multiserver address net:HOST:PORT~shs:KEY ("+err.Error()+")")
+		}
+	}
+	switch c.TunnelAccept {
+	case "", TunnelAcceptFollowed, TunnelAcceptAnyone:
+	default:
+		bad("tunnel-accept", c.TunnelAccept, fmt.Sprintf("want %q or %q", TunnelAcceptFollowed, TunnelAcceptAnyone))
+	}
 	return errors.Join(errs...)
+}
+
+// Tunnel acceptance policies (Config.TunnelAccept).
+const (
+	TunnelAcceptFollowed = "followed"
+	TunnelAcceptAnyone   = "anyone"
+)
+
+// parseRoomAddress parses the address of a room: a direct transport, not
+// a tunnel.
+func parseRoomAddress(s string) (feeds.Address, error) {
+	a, err := feeds.ParseAddress(s)
+	if err != nil {
+		return a, err
+	}
+	if a.Transport == feeds.TransportTunnel {
+		return a, fmt.Errorf("room address %s: a room is reached directly, not through a tunnel", s)
+	}
+	return a, nil
 }
 
 // ErrInsecureSecret is returned by CheckSecretFile for a secret file that
@@ -159,14 +196,15 @@ func CheckSecretFile(path string, allow bool) error {
 // Defaults returns the default configuration for repo.
 func Defaults(repo string) Config {
 	return Config{
-		Repo:       repo,
-		Listen:     ":8008",
-		Caps:       MainNetCaps,
-		LogFormat:  "text",
-		LogLevel:   "info",
-		MaxConns:   64,
-		MaxStreams: 256,
-		Hops:       2,
+		Repo:         repo,
+		Listen:       ":8008",
+		Caps:         MainNetCaps,
+		LogFormat:    "text",
+		LogLevel:     "info",
+		MaxConns:     64,
+		TunnelAccept: TunnelAcceptFollowed,
+		MaxStreams:   256,
+		Hops:         2,
 	}
 }
 
@@ -215,7 +253,7 @@ func decodeError(path string, err error) error {
 		for _, e := range strict.Errors {
 			keys = append(keys, strings.Join(e.Key(), "."))
 		}
-		return fmt.Errorf("%s: unknown setting %s (known: listen, caps, key, log-format, log-level, max-conns, max-streams, hops, peers, allow-insecure-secret)", path, strings.Join(keys, ", "))
+		return fmt.Errorf("%s: unknown setting %s (known: listen, caps, key, log-format, log-level, max-conns, max-streams, hops, peers, allow-insecure-secret, rooms, tunnel-accept)", path, strings.Join(keys, ", "))
 	}
 	var de *toml.DecodeError
 	if errors.As(err, &de) {

@@ -89,6 +89,14 @@ func TestValidate(t *testing.T) {
 		{"log-format", func(c *Config) { c.LogFormat = "xml" }, `log-format = "xml"`},
 		{"log-level", func(c *Config) { c.LogLevel = "loud" }, `log-level = "loud"`},
 		{"peers", func(c *Config) { c.Peers = []string{"nonsense"} }, `peers = "nonsense"`},
+		{"room", func(c *Config) {
+			c.Rooms = []string{"net:127.0.0.1:8008~shs:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}
+		}, ""},
+		{"tunnel peer", func(c *Config) { c.Peers = []string{testTunnelAddr} }, ""},
+		{"tunnel as a room", func(c *Config) { c.Rooms = []string{testTunnelAddr} }, "not through a tunnel"},
+		{"bad room", func(c *Config) { c.Rooms = []string{"nope"} }, `rooms = "nope"`},
+		{"tunnel-accept anyone", func(c *Config) { c.TunnelAccept = TunnelAcceptAnyone }, ""},
+		{"bad tunnel-accept", func(c *Config) { c.TunnelAccept = "friends" }, `tunnel-accept = "friends"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -179,3 +187,6 @@ func TestCheckSecretFile(t *testing.T) {
 		t.Fatalf("missing secret: %v", err)
 	}
 }
+
+// testTunnelAddr is a valid tunnel address (room @AQ…, target @Ag…).
+const testTunnelAddr = "tunnel:@AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=.ed25519:@AgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=.ed25519~shs:AgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="

@@ -69,6 +69,7 @@ type Node struct {
 	// conns owns every connection; listeners and dialers are its
 	// transports, one file per transport and direction.
 	conns     *connManager
+	rooms     *roomClient
 	listeners []*listener
 	dialers   map[string]dialer
 	ready     chan struct{}
@@ -103,10 +104,8 @@ func New(opts Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range cfg.Peers {
-		if _, err := feeds.ParseAddress(p); err != nil {
-			return nil, fmt.Errorf("peers: %w", err)
-		}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(cfg.Repo, 0o700); err != nil {
 		return nil, fmt.Errorf("create repo %s: %w", cfg.Repo, err)
@@ -181,7 +180,8 @@ func New(opts Options) (*Node, error) {
 		return fail(err)
 	}
 	n.listeners = n.transports()
-	n.dialers = map[string]dialer{"": n.dialTCP, feeds.TransportNet: n.dialTCP}
+	n.dialers = map[string]dialer{"": n.dialTCP, feeds.TransportNet: n.dialTCP, feeds.TransportTunnel: n.dialTunnel}
+	n.rooms = newRoomClient(n)
 
 	n.services = []service.Service{
 		whoami.Service(n.keys.ID),
@@ -196,6 +196,7 @@ func New(opts Options) (*Node, error) {
 		n.blobs.Service(),
 		n.contactsService(),
 		n.replicationService(),
+		n.rooms.service(),
 	}
 	n.mux = muxrpc.NewMux()
 	isOwner := func(req *muxrpc.Request) bool { return n.isOwner(req.RemoteKey()) }
@@ -251,8 +252,15 @@ func (n *Node) Status() status.Report {
 	r.Listen = append([]string{}, n.listen...)
 	n.mu.Unlock()
 	for _, c := range n.conns.connected() {
-		r.Peers = append(r.Peers, status.Peer{ID: c.id.String(), Address: c.address, Direction: c.direction, Since: c.since.UnixMilli()})
+		p := status.Peer{ID: c.id.String(), Address: c.address, Transport: c.transport, Direction: c.direction, Since: c.since.UnixMilli()}
+		if c.transport == feeds.TransportTunnel {
+			if a, err := feeds.ParseAddress(c.address); err == nil {
+				p.Room = a.Portal.String()
+			}
+		}
+		r.Peers = append(r.Peers, p)
 	}
+	r.Rooms = n.rooms.report()
 	return r
 }
 

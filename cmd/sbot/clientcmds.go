@@ -419,6 +419,7 @@ per line.`,
 	addClientFlags(call.Flags())
 	root.AddCommand(call)
 	addPeerCmds(root)
+	addRoomCmds(root)
 }
 
 // callArgs parses the arguments of `sbot call`: JSON values, or raw

@@ -40,7 +40,7 @@ func addPeerCmds(root *cobra.Command) {
 		}
 	}
 
-	connect := peerCmd("connect ADDR", "Connect the daemon to a peer (net:HOST:PORT~shs:KEY or HOST:PORT:@KEY.ed25519) and replicate with it; --remember keeps it connected, after restarts too", exactly(1), func(cmd *cobra.Command, args []string, ctx context.Context, c *client.Client, enc *jsonOut) error {
+	connect := peerCmd("connect ADDR", "Connect the daemon to a peer (net:HOST:PORT~shs:KEY, tunnel:@ROOM:@PEER~shs:KEY or HOST:PORT:@KEY.ed25519) and replicate with it; --remember keeps it connected, after restarts too", exactly(1), func(cmd *cobra.Command, args []string, ctx context.Context, c *client.Client, enc *jsonOut) error {
 		if _, err := feeds.ParseAddress(args[0]); err != nil {
 			return usageErr("connect: %w", err)
 		}

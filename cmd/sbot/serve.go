@@ -50,6 +50,16 @@ var serveSettings = []setting{
 		c.AllowInsecureSecret = b
 		return nil
 	}},
+	{"rooms", "SSB_ROOMS", "rooms to stay an attendant of: multiserver addresses (net:HOST:PORT~shs:KEY), comma-separated; reconnected with back-off", func(c *sbot.Config, v string) error {
+		c.Rooms = nil
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				c.Rooms = append(c.Rooms, p)
+			}
+		}
+		return nil
+	}},
+	{"tunnel-accept", "SSB_TUNNEL_ACCEPT", `whom to keep an incoming tunneled connection (through a room) from: "followed" or "anyone" (default "followed")`, func(c *sbot.Config, v string) error { c.TunnelAccept = v; return nil }},
 }
 
 // intSetting parses an integer; its range is checked by Config.Validate,
@@ -126,7 +136,7 @@ owner-only unix socket REPO/socket, and serve muxrpc until SIGINT/SIGTERM.
 
 Every setting is also an environment variable and a key in REPO/config.toml
 (listen, caps, key, log-format, log-level, max-conns, max-streams, hops, peers,
-allow-insecure-secret);
+allow-insecure-secret, rooms, tunnel-accept);
 flags win over the environment, which wins over the file.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -12,8 +12,25 @@ import (
 type Peer struct {
 	ID        string `json:"id"`
 	Address   string `json:"address"`
-	Direction string `json:"direction"` // "in" or "out"
-	Since     int64  `json:"since"`     // ms since epoch
+	Transport string `json:"transport"`      // "net", "tunnel", ...
+	Room      string `json:"room,omitempty"` // the room a tunnel goes through
+	Direction string `json:"direction"`      // "in" or "out"
+	Since     int64  `json:"since"`          // ms since epoch
+}
+
+// Room is one room the daemon is an attendant of (or tries to be).
+type Room struct {
+	ID      string `json:"id"`
+	Address string `json:"address"`
+	Source  string `json:"source"` // "config" or "joined"
+	// State: "connecting", "attendant", "not a room", "left".
+	State   string `json:"state"`
+	Version string `json:"version,omitempty"` // "2" (room.metadata) or "1" (tunnel.isRoom)
+	Name    string `json:"name,omitempty"`
+	// Attendants online, and those of them we follow.
+	Attendants []string `json:"attendants"`
+	Followed   []string `json:"followed"`
+	LastError  string   `json:"lastError,omitempty"`
 }
 
 // Report is the status reply.
@@ -21,6 +38,7 @@ type Report struct {
 	ID       string   `json:"id"`
 	Listen   []string `json:"listen"`
 	Peers    []Peer   `json:"peers"`
+	Rooms    []Room   `json:"rooms"`
 	Messages int64    `json:"messages"`
 	Feeds    int64    `json:"feeds"`
 	LastSeq  int64    `json:"lastSeq"`

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cask-ssb/cask/feeds"
+	"github.com/cask-ssb/cask/sbot/client"
+)
+
+// addRoomCmds adds `sbot room join|leave|list`: the daemon's rooms (as a
+// client of rooms: attendant, tunnels).
+func addRoomCmds(root *cobra.Command) {
+	roomCmd := &cobra.Command{Use: "room", Short: "Rooms the daemon is an attendant of (join, leave, list)"}
+	sub := func(use, short string, nargs int, run func(args []string, ctx context.Context, c *client.Client, enc *jsonOut) error) {
+		cmd := &cobra.Command{Use: use, Short: short, Args: func(cmd *cobra.Command, args []string) error {
+			if err := cobra.ExactArgs(nargs)(cmd, args); err != nil {
+				return usageErr("%w", err)
+			}
+			return nil
+		}}
+		cmd.RunE = func(cmd *cobra.Command, args []string) error {
+			return clientRun(cmd, func(ctx context.Context, c *client.Client, enc *jsonOut) error {
+				return run(args, ctx, c, enc)
+			})
+		}
+		addClientFlags(cmd.Flags())
+		roomCmd.AddCommand(cmd)
+	}
+	sub("join ADDR", "Join a room (net:HOST:PORT~shs:KEY): stay an attendant, now and after restarts (REPO/rooms.json)", 1, func(args []string, ctx context.Context, c *client.Client, enc *jsonOut) error {
+		a, err := feeds.ParseAddress(args[0])
+		if err != nil {
+			return usageErr("room join: %w", err)
+		}
+		if a.Transport == feeds.TransportTunnel {
+			return usageErr("room join: a room is reached directly, not through a tunnel")
+		}
+		var out json.RawMessage
+		if err := c.Endpoint().Async(ctx, &out, []string{"roomClient", "join"}, args[0]); err != nil {
+			return err
+		}
+		return enc.Encode(out)
+	})
+	sub("leave ADDR|ROOMID", "Leave a room: end the connection and forget it (REPO/rooms.json)", 1, func(args []string, ctx context.Context, c *client.Client, enc *jsonOut) error {
+		if strings.HasPrefix(args[0], "@") {
+			if _, err := feeds.ParseFeedRef(args[0]); err != nil {
+				return usageErr("room leave: %w", err)
+			}
+		} else if _, err := feeds.ParseAddress(args[0]); err != nil {
+			return usageErr("room leave: want a room address or id: %w", err)
+		}
+		var out json.RawMessage
+		if err := c.Endpoint().Async(ctx, &out, []string{"roomClient", "leave"}, args[0]); err != nil {
+			return err
+		}
+		return enc.Encode(out)
+	})
+	sub("list", "List the rooms with their state, the attendants online and which of them we follow", 0, func(_ []string, ctx context.Context, c *client.Client, enc *jsonOut) error {
+		var out json.RawMessage
+		if err := c.Endpoint().Async(ctx, &out, []string{"roomClient", "rooms"}); err != nil {
+			return err
+		}
+		return enc.Encode(out)
+	})
+	root.AddCommand(roomCmd)
+}

@@ -1,0 +1,112 @@
+package sbot_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cask-ssb/cask/plugins/status"
+	"github.com/cask-ssb/cask/room"
+)
+
+// startRoomServer runs our room server on 127.0.0.1 until the test ends.
+func startRoomServer(t testing.TB, mode string) *room.Server {
+	t.Helper()
+	cfg := room.Defaults(t.TempDir())
+	cfg.Listen = "127.0.0.1:0"
+	cfg.HTTPListen = "off"
+	cfg.DebugListen = "off"
+	cfg.Mode = mode
+	s, err := room.New(room.Options{Config: cfg, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, func() { close(ready) }) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("room did not start: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			t.Error("room did not stop within 15 s")
+		}
+	})
+	return s
+}
+
+// TestRoomCLI: `sbot room join`, `room list`, `room leave` through the
+// CLI, persisted in REPO/rooms.json, and bad input refused.
+func TestRoomCLI(t *testing.T) {
+	r := startRoomServer(t, "open")
+	repo := t.TempDir()
+	d := startDaemon(t, repo, "--listen", "off")
+	out := run(t, "", "room", "join", "--repo", repo, r.Address())
+	var joined status.Room
+	if err := json.Unmarshal(out, &joined); err != nil {
+		t.Fatalf("room join output %q: %v", out, err)
+	}
+	if joined.ID != r.ID().String() || joined.Source != "joined" {
+		t.Fatalf("room join = %+v", joined)
+	}
+	if data, err := os.ReadFile(filepath.Join(repo, "rooms.json")); err != nil || !strings.Contains(string(data), r.Address()) {
+		t.Fatalf("rooms.json = %s, %v", data, err)
+	}
+	eventually(t, "the room to list us as an attendant", func() bool {
+		var rooms []status.Room
+		if err := json.Unmarshal(run(t, "", "room", "list", "--repo", repo), &rooms); err != nil {
+			t.Fatal(err)
+		}
+		return len(rooms) == 1 && rooms[0].State == "attendant" && rooms[0].Version == "2" &&
+			len(rooms[0].Attendants) == 1 && rooms[0].Attendants[0] == d.id
+	})
+	// A restart rejoins the room from rooms.json.
+	d.stop(t)
+	d = startDaemon(t, repo, "--listen", "off")
+	eventually(t, "the room to be rejoined after a restart", func() bool {
+		var rooms []status.Room
+		if err := json.Unmarshal(run(t, "", "room", "list", "--repo", repo), &rooms); err != nil {
+			t.Fatal(err)
+		}
+		return len(rooms) == 1 && rooms[0].State == "attendant"
+	})
+	out = run(t, "", "room", "leave", "--repo", repo, r.ID().String())
+	if !strings.Contains(string(out), `"left":true`) {
+		t.Fatalf("room leave: %s", out)
+	}
+	if data, err := os.ReadFile(filepath.Join(repo, "rooms.json")); err != nil || strings.Contains(string(data), r.Address()) {
+		t.Fatalf("rooms.json after leave = %s, %v", data, err)
+	}
+	eventually(t, "the room connection to end", func() bool {
+		for _, p := range peersOf(t, repo).Connected {
+			if p.ID == r.ID().String() {
+				return false
+			}
+		}
+		return true
+	})
+	for _, args := range [][]string{
+		{"room", "join", "--repo", repo, "nonsense"},
+		{"room", "join", "--repo", repo, "tunnel:" + r.ID().String() + ":" + d.id + "~shs:" + strings.TrimSuffix(strings.TrimPrefix(d.id, "@"), ".ed25519")},
+		{"room", "leave", "--repo", repo, "@nope"},
+	} {
+		if _, code, _ := runCode(t, "", args...); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+	if _, code, _ := runCode(t, "", "serve", "--repo", t.TempDir(), "--tunnel-accept", "friends"); code != 2 {
+		t.Errorf("serve --tunnel-accept friends: exit %d, want 2", code)
+	}
+}
