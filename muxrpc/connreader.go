@@ -27,7 +27,7 @@ type connReader struct {
 	buf        []byte // small[:] or *big
 	big        *[]byte
 	start, end int
-	lastRead int // bytes the last Read returned: a flood keeps the big buffer
+	lastRead   int // bytes the last Read returned: a flood keeps the big buffer
 	// deadline state: what was last set, and when
 	mode  int // 0 none, 1 idle, 2 packet
 	setAt time.Time
