@@ -27,6 +27,7 @@ type connReader struct {
 	buf        []byte // small[:] or *big
 	big        *[]byte
 	start, end int
+	lastRead   int // bytes the last Read returned: a flood keeps the big buffer
 	// deadline state: what was last set, and when
 	mode  int // 0 none, 1 idle, 2 packet
 	setAt time.Time
@@ -100,6 +101,7 @@ func (c *connReader) fill(need int, inPacket bool) error {
 		}
 		n, err := c.r.Read(c.buf[c.end:])
 		c.end += n
+		c.lastRead = n
 		if c.big == nil && c.end == len(c.buf) {
 			// The small buffer filled at once: data is flowing.
 			c.grow()
@@ -131,7 +133,9 @@ func (c *connReader) consumed(n int) {
 	c.start += n
 	if c.start == c.end {
 		c.start, c.end = 0, 0
-		if c.big != nil {
+		// Give the big buffer back only when data trickles in; while
+		// reads come back full, more is on its way.
+		if c.big != nil && c.lastRead < smallReadSize {
 			readPool.Put(c.big)
 			c.big = nil
 			c.buf = c.small[:]

@@ -35,7 +35,7 @@ type writer struct {
 
 	mu     sync.Mutex
 	space  *sync.Cond    // broadcast when queued shrinks or err is set
-	buf    []byte        // packets waiting for the flusher
+	chunks []*[]byte     // packets waiting for the flusher, in pooled chunks
 	queued int           // len(buf) plus what the flusher is writing
 	err    error         // sticky: once set every send fails
 	kick   chan struct{} // capacity 1: "buf is not empty"
@@ -54,6 +54,22 @@ const writeChunk = 64 << 10
 // bufPool holds queue buffers between bursts, so an idle connection holds
 // none.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, writeChunk); return &b }}
+
+// appendLocked copies p to the end of the queue, filling pooled chunks of
+// writeChunk bytes (no copying when the queue grows).
+func (w *writer) appendLocked(p []byte) {
+	for len(p) > 0 {
+		if len(w.chunks) == 0 || len(*w.chunks[len(w.chunks)-1]) == writeChunk {
+			c := bufPool.Get().(*[]byte)
+			*c = (*c)[:0]
+			w.chunks = append(w.chunks, c)
+		}
+		last := w.chunks[len(w.chunks)-1]
+		k := min(len(p), writeChunk-len(*last))
+		*last = append(*last, p[:k]...)
+		p = p[k:]
+	}
+}
 
 func newWriter(w io.Writer, maxQueued int, writeTimeout time.Duration, onErr func(error)) *writer {
 	wr := &writer{
@@ -101,11 +117,9 @@ func (w *writer) send(s *stream, flag Flag, req int32, body []byte, end, wait bo
 		w.mu.Unlock()
 		return err
 	}
-	if w.buf == nil {
-		w.buf = (*bufPool.Get().(*[]byte))[:0]
-	}
-	w.buf = AppendHeader(w.buf, flag, uint32(len(body)), req)
-	w.buf = append(w.buf, body...)
+	var hdr [HeaderSize]byte
+	w.appendLocked(AppendHeader(hdr[:0], flag, uint32(len(body)), req))
+	w.appendLocked(body)
 	w.queued += HeaderSize + len(body)
 	var err error
 	if w.queued > 2*w.maxQueued && w.queued > HeaderSize+len(body) {
@@ -139,29 +153,35 @@ func (w *writer) flushLoop(done <-chan struct{}) {
 		}
 		for {
 			w.mu.Lock()
-			b := w.buf
-			w.buf = nil
+			cs := w.chunks
+			w.chunks = nil
 			bye := w.bye
 			failed := w.err != nil && !bye
 			w.mu.Unlock()
 			if failed {
-				recycle(b)
+				recycle(cs)
 				return
 			}
-			if len(b) == 0 {
-				recycle(b)
+			if len(cs) == 0 {
 				break
 			}
-			err := w.write(b)
+			var err error
+			n := 0
+			for _, c := range cs {
+				n += len(*c)
+				if err == nil {
+					err = w.write(*c)
+				}
+			}
+			recycle(cs)
 			w.mu.Lock()
-			w.queued -= len(b)
+			w.queued -= n
 			if err != nil {
 				w.failLocked(err)
 			}
 			w.space.Broadcast()
-			more := len(w.buf) > 0
+			more := len(w.chunks) > 0
 			w.mu.Unlock()
-			recycle(b)
 			if bye && !more {
 				w.byeErr <- err
 				return
@@ -198,10 +218,9 @@ func isTimeout(err error) bool {
 	return errors.As(err, &t) && t.Timeout()
 }
 
-func recycle(b []byte) {
-	if b != nil && cap(b) <= 4*writeChunk {
-		b = b[:0]
-		bufPool.Put(&b)
+func recycle(cs []*[]byte) {
+	for _, c := range cs {
+		bufPool.Put(c)
 	}
 }
 
@@ -216,10 +235,7 @@ func (w *writer) goodbye(errAfter error) error {
 	}
 	w.err = errAfter
 	w.bye = true
-	if w.buf == nil {
-		w.buf = (*bufPool.Get().(*[]byte))[:0]
-	}
-	w.buf = append(w.buf, make([]byte, HeaderSize)...)
+	w.appendLocked(make([]byte, HeaderSize))
 	w.queued += HeaderSize
 	w.space.Broadcast()
 	w.mu.Unlock()

@@ -176,6 +176,7 @@ type Unboxer struct {
 	start, end int
 	small      [smallReadSize]byte
 	big        *[]byte
+	lastRead   int // bytes the last Read returned: a flood keeps big
 
 	plain   *[]byte // pooled: decrypted body when the caller's buffer is small
 	pending []byte  // unread part of *plain
@@ -218,7 +219,7 @@ func (u *Unboxer) drained() {
 		return
 	}
 	u.start, u.end = 0, 0
-	if u.big != nil {
+	if u.big != nil && u.lastRead < smallReadSize {
 		readPool.Put(u.big)
 		u.big = nil
 		u.buf = u.small[:]
@@ -240,6 +241,7 @@ func (u *Unboxer) fill(need int) error {
 		}
 		k, err := u.r.Read(u.buf[u.end:])
 		u.end += k
+		u.lastRead = k
 		if u.big == nil && u.end == len(u.buf) {
 			u.grow() // the small buffer filled at once: data is flowing
 		}
