@@ -73,7 +73,7 @@ func newRoomClient(n *Node) *roomClient {
 func (rc *roomClient) service() service.Service {
 	return service.Service{
 		Name: "roomClient",
-		Methods: []service.Method{
+		Methods: append(rc.aliasMethods(),
 			service.Async("roomClient.join", service.Owner, rc.joinCall),
 			service.Async("roomClient.leave", service.Owner, rc.leaveCall),
 			service.Async("roomClient.rooms", service.Owner, func(context.Context, *muxrpc.Request) (any, error) {
@@ -86,7 +86,7 @@ func (rc *roomClient) service() service.Service {
 			service.Sync("tunnel.ping", service.Anyone, func(context.Context, *muxrpc.Request) (any, error) {
 				return rc.n.now().UnixMilli(), nil
 			}),
-		},
+		),
 		OnConnect: rc.onConnect,
 		OnAppend: func(m *classic.Message) {
 			// A follow of ours may make a present attendant one to dial.

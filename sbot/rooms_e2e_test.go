@@ -10,9 +10,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cask-ssb/cask/feeds"
 	"github.com/cask-ssb/cask/plugins/status"
 	"github.com/cask-ssb/cask/room"
 )
+
+func mustID(t *testing.T, s string) feeds.FeedRef {
+	t.Helper()
+	id, err := feeds.ParseFeedRef(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
 
 // startRoomServer runs our room server on 127.0.0.1 until the test ends.
 func startRoomServer(t testing.TB, mode string) *room.Server {
@@ -82,6 +92,33 @@ func TestRoomCLI(t *testing.T) {
 		}
 		return len(rooms) == 1 && rooms[0].State == "attendant"
 	})
+	// Aliases: members only (a stranger is refused), then register, list,
+	// revoke.
+	if _, code, _ := runCode(t, "", "room", "alias", "register", "--repo", repo, "--room", r.ID().String(), "alice"); code == 0 {
+		t.Error("a non-member registered an alias")
+	}
+	if err := r.DB().AddMember(context.Background(), mustID(t, d.id), "member"); err != nil {
+		t.Fatal(err)
+	}
+	out = run(t, "", "room", "alias", "register", "--repo", repo, "--room", r.Address(), "alice")
+	if !strings.Contains(string(out), `"url"`) || !strings.Contains(string(out), "alice") {
+		t.Fatalf("alias register: %s", out)
+	}
+	aliases, err := r.DB().Aliases(context.Background(), nil)
+	if err != nil || len(aliases) != 1 || aliases[0].Name != "alice" || aliases[0].Owner.String() != d.id {
+		t.Fatalf("room's aliases = %+v, %v", aliases, err)
+	}
+	if out := run(t, "", "room", "alias", "list", "--repo", repo, "--room", r.ID().String()); !strings.Contains(string(out), `"aliases":["alice"]`) {
+		t.Fatalf("alias list: %s", out)
+	}
+	run(t, "", "room", "alias", "revoke", "--repo", repo, "--room", r.ID().String(), "alice")
+	if out := run(t, "", "room", "alias", "list", "--repo", repo, "--room", r.ID().String()); !strings.Contains(string(out), `"aliases":[]`) {
+		t.Fatalf("alias list after revoke: %s", out)
+	}
+	if _, code, _ := runCode(t, "", "room", "alias", "list", "--repo", repo); code != 2 {
+		t.Errorf("alias list without --room: exit %d, want 2", code)
+	}
+
 	out = run(t, "", "room", "leave", "--repo", repo, r.ID().String())
 	if !strings.Contains(string(out), `"left":true`) {
 		t.Fatalf("room leave: %s", out)

@@ -65,5 +65,35 @@ func addRoomCmds(root *cobra.Command) {
 		}
 		return enc.Encode(out)
 	})
+	aliasCmd := &cobra.Command{Use: "alias", Short: "Aliases of our feed in a room we joined (register, revoke, list)"}
+	aliasSub := func(use, short string, nargs int, method string, args func(a []string, room string) map[string]string) {
+		cmd := &cobra.Command{Use: use, Short: short, Args: func(cmd *cobra.Command, a []string) error {
+			if err := cobra.ExactArgs(nargs)(cmd, a); err != nil {
+				return usageErr("%w", err)
+			}
+			return nil
+		}}
+		cmd.RunE = func(cmd *cobra.Command, a []string) error {
+			room, _ := cmd.Flags().GetString("room")
+			if room == "" {
+				return usageErr("room alias: --room ADDR|ROOMID is required")
+			}
+			return clientRun(cmd, func(ctx context.Context, c *client.Client, enc *jsonOut) error {
+				var out json.RawMessage
+				if err := c.Endpoint().Async(ctx, &out, []string{"roomClient", method}, args(a, room)); err != nil {
+					return err
+				}
+				return enc.Encode(out)
+			})
+		}
+		addClientFlags(cmd.Flags())
+		cmd.Flags().String("room", "", "the room (its address or id); it must be joined and connected")
+		aliasCmd.AddCommand(cmd)
+	}
+	withAlias := func(a []string, room string) map[string]string { return map[string]string{"room": room, "alias": a[0]} }
+	aliasSub("register NAME", "Register NAME as an alias of our feed in the room (signs =room-alias-registration:…); prints the alias URL", 1, "registerAlias", withAlias)
+	aliasSub("revoke NAME", "Revoke an alias of ours in the room", 1, "revokeAlias", withAlias)
+	aliasSub("list", "List our aliases in the room", 0, "listAliases", func(_ []string, room string) map[string]string { return map[string]string{"room": room} })
+	roomCmd.AddCommand(aliasCmd)
 	root.AddCommand(roomCmd)
 }
