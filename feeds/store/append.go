@@ -61,7 +61,7 @@ func (s *Store) Append(recs []Record) ([]int64, error) {
 	return r.seqs, r.err
 }
 
-// groupWriter holds the writer goroutine's scratch state.
+// groupWriter holds Append's scratch state (guarded by Store.writeMu).
 type groupWriter struct {
 	s           *Store
 	pending     map[feeds.FeedRef]FeedLatest  // heads after the staged requests
