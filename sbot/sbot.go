@@ -273,5 +273,8 @@ func StoreOptions(log *slog.Logger, graph *contacts.Graph) store.Options {
 		CacheSize:    8 << 20,
 		MemTableSize: 4 << 20,
 		Indexers:     []store.Indexer{graph},
+		// Message ids hash the author and sequence: the feed writer's
+		// chain check already rules out a repeated id.
+		KeysCoverSequence: true,
 	}
 }

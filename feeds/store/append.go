@@ -61,7 +61,7 @@ func (s *Store) Append(recs []Record) ([]int64, error) {
 	return r.seqs, r.err
 }
 
-// groupWriter holds the writer goroutine's scratch state.
+// groupWriter holds Append's scratch state (guarded by Store.writeMu).
 type groupWriter struct {
 	s           *Store
 	pending     map[feeds.FeedRef]FeedLatest  // heads after the staged requests
@@ -97,6 +97,12 @@ func (w *groupWriter) validate(recs []Record, next int64) error {
 		if _, dup := w.pendingKeys[r.Key]; dup {
 			return fmt.Errorf("append: record %d: %s is being appended by another call: %w", i, r.Key, ErrDuplicate)
 		}
+		if w.s.keysCoverSeq {
+			if err := w.checkSequence(recs, i, next); err != nil {
+				return err
+			}
+			continue
+		}
 		w.keyBuf = byKeyKey(w.keyBuf[:0], r.Key)
 		v, closer, err := w.s.db.Get(w.keyBuf)
 		if err == nil {
@@ -110,14 +116,23 @@ func (w *groupWriter) validate(recs []Record, next int64) error {
 		if !errors.Is(err, pebble.ErrNotFound) {
 			return fmt.Errorf("append: record %d: look up %s: %w", i, r.Key, err)
 		}
-		h, _ := w.head(r.Author)
-		if r.Sequence != h.Sequence+1 {
-			return fmt.Errorf("append: record %d: feed %s: sequence %d, want %d: %w",
-				i, r.Author, r.Sequence, h.Sequence+1, ErrOutOfOrder)
+		if err := w.checkSequence(recs, i, next); err != nil {
+			return err
 		}
-		w.reqHeads[r.Author] = FeedLatest{Author: r.Author, Sequence: r.Sequence, Key: r.Key, Seq: next + int64(i)}
-		w.reqKeys[r.Key] = struct{}{}
 	}
+	return nil
+}
+
+// checkSequence checks that recs[i] follows its feed's head and stages it.
+func (w *groupWriter) checkSequence(recs []Record, i int, next int64) error {
+	r := &recs[i]
+	h, _ := w.head(r.Author)
+	if r.Sequence != h.Sequence+1 {
+		return fmt.Errorf("append: record %d: feed %s: sequence %d, want %d: %w",
+			i, r.Author, r.Sequence, h.Sequence+1, ErrOutOfOrder)
+	}
+	w.reqHeads[r.Author] = FeedLatest{Author: r.Author, Sequence: r.Sequence, Key: r.Key, Seq: next + int64(i)}
+	w.reqKeys[r.Key] = struct{}{}
 	return nil
 }
 

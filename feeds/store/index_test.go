@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -233,5 +234,31 @@ func TestForks(t *testing.T) {
 	}
 	if strings.Join(got, ",") != "3:r2,5:r3" {
 		t.Fatalf("forks = %v", got)
+	}
+}
+
+// TestKeysCoverSequence: without the by-key lookup, the sequence rules and
+// repeats within a call are still enforced and the store verifies.
+func TestKeysCoverSequence(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{KeysCoverSequence: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	a := testFeed(1)
+	mustAppend(t, s, chain(a, 1, 3))
+	if _, err := s.Append(chain(a, 3, 4)); !errors.Is(err, ErrOutOfOrder) {
+		t.Errorf("replayed sequence: %v, want ErrOutOfOrder", err)
+	}
+	if _, err := s.Append(chain(a, 5, 5)); !errors.Is(err, ErrOutOfOrder) {
+		t.Errorf("gap: %v, want ErrOutOfOrder", err)
+	}
+	r := testMsg(a, 4, "")
+	if _, err := s.Append([]Record{r, r}); !errors.Is(err, ErrDuplicate) {
+		t.Errorf("repeat within a call: %v, want ErrDuplicate", err)
+	}
+	mustAppend(t, s, chain(a, 4, 6))
+	if err := s.Verify(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }
