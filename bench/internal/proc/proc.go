@@ -63,13 +63,13 @@ type Daemon struct {
 // StartDaemon runs `bin serve --repo repo --listen 127.0.0.1:0` (or with
 // TCP off when tcp is false) and waits until it answers status over its
 // unix socket. logLevel is the daemon's --log-level (its log is kept for
-// Stderr).
-func StartDaemon(ctx context.Context, bin, repo string, tcp bool, logLevel string) (*Daemon, error) {
+// Stderr); extra are more serve flags.
+func StartDaemon(ctx context.Context, bin, repo string, tcp bool, logLevel string, extra ...string) (*Daemon, error) {
 	listen := "127.0.0.1:0"
 	if !tcp {
 		listen = "off"
 	}
-	cmd := exec.Command(bin, "serve", "--repo", repo, "--listen", listen, "--log-level", logLevel)
+	cmd := exec.Command(bin, append([]string{"serve", "--repo", repo, "--listen", listen, "--log-level", logLevel}, extra...)...)
 	d := &Daemon{Repo: repo, cmd: cmd, stderr: &lockedBuffer{}, exited: make(chan error, 1)}
 	cmd.Stderr = d.stderr
 	if err := cmd.Start(); err != nil {
