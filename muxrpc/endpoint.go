@@ -215,6 +215,11 @@ func (e *Endpoint) RemoteKey() ed25519.PublicKey { return e.opts.RemoteKey }
 // Done is closed when the endpoint has ended.
 func (e *Endpoint) Done() <-chan struct{} { return e.done }
 
+// Context is cancelled when the endpoint ends, just before Done is closed.
+// context.AfterFunc on it runs cleanup at the end without a goroutine
+// waiting for it (what an idle connection costs counts).
+func (e *Endpoint) Context() context.Context { return e.ctx }
+
 // Err returns why the endpoint ended: nil while it runs and after a clean
 // end (Close, or a goodbye from the peer), otherwise the connection or
 // protocol error.

@@ -453,11 +453,11 @@ func (m *connManager) refuse(life context.Context, raw net.Conn, remote ed25519.
 	}()
 }
 
-// run owns a connection: it starts the OnConnect hooks of every service,
-// waits for the connection to end, then for every goroutine it started
-// and every call being served, and unregisters it.
+// run owns a connection: it starts the OnConnect hooks of every service
+// and, once the connection ends (context.AfterFunc: nothing waits while it
+// is open), waits for every goroutine it started and every call being
+// served, and unregisters it.
 func (m *connManager) run(ctx context.Context, c *conn, old *conn) {
-	defer m.wg.Done()
 	if old != nil {
 		reason := "replaced by a new connection from the same peer"
 		if old.id != c.id {
@@ -482,11 +482,20 @@ func (m *connManager) run(ctx context.Context, c *conn, old *conn) {
 			}
 		}
 	}
-	<-c.e.Done()
-	cancel()
-	c.e.Close() // waits for the read loop: no new calls after this
-	_ = g.Wait()
-	c.calls.closeAndWait()
+	// The rest runs when the connection ends, on a goroutine of its own
+	// then: no goroutine waits for the end of an idle connection.
+	context.AfterFunc(c.e.Context(), func() {
+		defer m.wg.Done()
+		cancel()
+		c.e.Close() // waits for the read loop: no new calls after this
+		_ = g.Wait()
+		c.calls.closeAndWait()
+		m.ended(c)
+	})
+}
+
+// ended unregisters a connection that ended and logs it.
+func (m *connManager) ended(c *conn) {
 
 	m.mu.Lock()
 	if m.peers[c.id] == c {

@@ -109,12 +109,12 @@ func (m *Manager) peerFor(ctx context.Context, e *muxrpc.Endpoint) *peer {
 	if p == nil {
 		p = &peer{e: e, haves: map[feeds.BlobRef]int64{}, ctx: ctx}
 		m.peers[e] = p
-		go func() {
-			<-e.Done()
+		// No goroutine waits for the end: an idle peer costs less.
+		context.AfterFunc(e.Context(), func() {
 			m.mu.Lock()
 			delete(m.peers, e)
 			m.mu.Unlock()
-		}()
+		})
 	}
 	return p
 }
