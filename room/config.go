@@ -4,15 +4,13 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/pelletier/go-toml/v2"
-
+	"github.com/cask-ssb/cask/internal/tomlconf"
 	"github.com/cask-ssb/cask/room/roomdb"
 )
 
@@ -94,33 +92,8 @@ func DefaultRepo() string {
 // LoadConfigFile overlays REPO/config.toml (if present) on c; unknown keys
 // are an error.
 func LoadConfigFile(c *Config) error {
-	path := filepath.Join(c.Repo, "config.toml")
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("read config: %w", err)
-	}
-	dec := toml.NewDecoder(strings.NewReader(string(data)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(c); err != nil {
-		var strict *toml.StrictMissingError
-		if errors.As(err, &strict) {
-			var keys []string
-			for _, e := range strict.Errors {
-				keys = append(keys, strings.Join(e.Key(), "."))
-			}
-			return fmt.Errorf("%s: unknown setting %s", path, strings.Join(keys, ", "))
-		}
-		var de *toml.DecodeError
-		if errors.As(err, &de) {
-			row, col := de.Position()
-			return fmt.Errorf("%s:%d:%d: %w", path, row, col, err)
-		}
-		return fmt.Errorf("parse %s: %w", path, err)
-	}
-	return nil
+	_, err := tomlconf.Load(filepath.Join(c.Repo, "config.toml"), c)
+	return err
 }
 
 // Validate checks every setting.

@@ -13,7 +13,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,12 +20,12 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cask-ssb/cask/feeds"
+	"github.com/cask-ssb/cask/internal/unixsock"
 	"github.com/cask-ssb/cask/muxrpc"
 	"github.com/cask-ssb/cask/plugins/gossip"
 	roomplug "github.com/cask-ssb/cask/plugins/room"
@@ -354,20 +353,7 @@ func (s *Server) listenUnix() (net.Listener, error) {
 		c.Close()
 		return nil, fmt.Errorf("another room is running with repo %s (socket %s answers)", s.cfg.Repo, path)
 	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
-	}
-	old := syscall.Umask(0o177)
-	l, err := net.Listen("unix", path)
-	syscall.Umask(old)
-	if err != nil {
-		return nil, fmt.Errorf("listen on unix socket %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		l.Close()
-		return nil, fmt.Errorf("chmod socket: %w", err)
-	}
-	return l, nil
+	return unixsock.Listen(path)
 }
 
 func (s *Server) acceptUnix(ctx context.Context, l net.Listener) {

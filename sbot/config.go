@@ -9,15 +9,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"reflect"
-	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
 
 	"github.com/cask-ssb/cask/feeds"
-
-	"github.com/pelletier/go-toml/v2"
+	"github.com/cask-ssb/cask/internal/tomlconf"
 )
 
 // MainNetCaps is the SSB main network's secret-handshake key (ssb-caps "shs").
@@ -221,82 +218,18 @@ func DefaultRepo() string {
 }
 
 // LoadConfigFile overlays REPO/config.toml (if present) on c. Unknown keys
-// are an error, so a typo does not go unnoticed.
+// are an error, so a typo does not go unnoticed; the keys the file sets are
+// recorded as coming from it, so Validate names the file.
 func LoadConfigFile(c *Config) error {
 	path := filepath.Join(c.Repo, "config.toml")
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
+	keys, err := tomlconf.Load(path, c)
 	if err != nil {
-		return fmt.Errorf("read config: %w", err)
+		return err
 	}
-	dec := toml.NewDecoder(strings.NewReader(string(data)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(c); err != nil {
-		return decodeError(path, err)
-	}
-	var present map[string]any
-	if err := toml.Unmarshal(data, &present); err == nil {
-		for k := range present {
-			c.SetSource(k, path)
-		}
+	for _, k := range keys {
+		c.SetSource(k, path)
 	}
 	return nil
-}
-
-// decodeError says what is wrong in config.toml, with its position.
-func decodeError(path string, err error) error {
-	var strict *toml.StrictMissingError
-	if errors.As(err, &strict) {
-		var keys []string
-		for _, e := range strict.Errors {
-			keys = append(keys, strings.Join(e.Key(), "."))
-		}
-		return fmt.Errorf("%s: unknown setting %s (known: listen, caps, key, log-format, log-level, max-conns, max-streams, hops, peers, allow-insecure-secret, rooms, tunnel-accept)", path, strings.Join(keys, ", "))
-	}
-	var de *toml.DecodeError
-	if errors.As(err, &de) {
-		row, col := de.Position()
-		return fmt.Errorf("%s:%d:%d: %s", path, row, col, humanTOML(de))
-	}
-	return fmt.Errorf("%s: %s", path, humanTOML(err))
-}
-
-// humanTOML rewords go-toml's type errors, which name Go types
-// ("cannot decode TOML string into struct field sbot.Config.MaxConns of type int").
-func humanTOML(err error) string {
-	msg := strings.TrimPrefix(err.Error(), "toml: ")
-	if m := tomlTypeErr.FindStringSubmatch(msg); m != nil {
-		return fmt.Sprintf("%s: want %s, got a TOML %s", tomlKey(m[2]), goKind(m[3]), m[1])
-	}
-	return msg
-}
-
-var tomlTypeErr = regexp.MustCompile(`cannot decode TOML (\w+) into struct field \S*?\.?Config\.(\w+) of type (\S+)`)
-
-// tomlKey maps a Config field name to its config.toml key.
-func tomlKey(field string) string {
-	if f, ok := reflect.TypeFor[Config]().FieldByName(field); ok {
-		if k := f.Tag.Get("toml"); k != "" && k != "-" {
-			return k
-		}
-	}
-	return field
-}
-
-func goKind(t string) string {
-	switch {
-	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"), strings.HasPrefix(t, "float"):
-		return "a number"
-	case t == "string":
-		return "a string"
-	case t == "bool":
-		return "true or false"
-	case strings.HasPrefix(t, "[]"):
-		return "a list"
-	}
-	return "another type"
 }
 
 // CapsKey decodes the network key.

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cask-ssb/cask/internal/unixsock"
 )
 
 // TestSocketPathTooLong: a repo whose socket path does not fit a unix
@@ -23,8 +25,8 @@ func TestSocketPathTooLong(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			base := t.TempDir()
-			// base + "/" + dir + "/socket" has maxSocketPath+extra bytes.
-			dirLen := maxSocketPath + tc.extra - len(base) - len("/") - len("/socket")
+			// base + "/" + dir + "/socket" has unixsock.MaxPath+extra bytes.
+			dirLen := unixsock.MaxPath + tc.extra - len(base) - len("/") - len("/socket")
 			if dirLen < 1 {
 				t.Skip("temp dir path too long for this case")
 			}
