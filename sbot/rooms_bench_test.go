@@ -76,7 +76,7 @@ const roomBenchMessages = 10_000
 // our room ("room"). One op is one whole copy; the target is
 // room/direct <= 1.10.
 func BenchmarkRoomReplication(b *testing.B) {
-	r := startRoomServer(b, "open")
+	r := sbot.StartTestRoom(b, "open")
 	keys, err := fill.Keys("roombench", 1)
 	if err != nil {
 		b.Fatal(err)
@@ -148,7 +148,7 @@ func waitAttendant(b *testing.B, c *client.Client, id feeds.FeedRef) {
 // replicated, when the two meet only in a room (no TCP listener on either
 // side). One op is one fresh start; the figure is ms/op.
 func BenchmarkRoomFirstMessage(b *testing.B) {
-	r := startRoomServer(b, "open")
+	r := sbot.StartTestRoom(b, "open")
 	edit := func(c *sbot.Config) { c.Rooms = []string{r.Address()} }
 	a, ca, _ := roomBenchNode(b, b.TempDir(), func(c *sbot.Config) { edit(c); c.TunnelAccept = sbot.TunnelAcceptAnyone })
 	if _, err := ca.Publish(context.Background(), map[string]any{"type": "post", "text": "hello from a friend"}); err != nil {

@@ -3,16 +3,14 @@ package sbot_test
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/cask-ssb/cask/feeds"
 	"github.com/cask-ssb/cask/plugins/status"
-	"github.com/cask-ssb/cask/room"
+	"github.com/cask-ssb/cask/sbot"
 )
 
 func mustID(t *testing.T, s string) feeds.FeedRef {
@@ -24,43 +22,10 @@ func mustID(t *testing.T, s string) feeds.FeedRef {
 	return id
 }
 
-// startRoomServer runs our room server on 127.0.0.1 until the test ends.
-func startRoomServer(t testing.TB, mode string) *room.Server {
-	t.Helper()
-	cfg := room.Defaults(t.TempDir())
-	cfg.Listen = "127.0.0.1:0"
-	cfg.HTTPListen = "off"
-	cfg.DebugListen = "off"
-	cfg.Mode = mode
-	s, err := room.New(room.Options{Config: cfg, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan struct{})
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, func() { close(ready) }) }()
-	select {
-	case <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("room did not start: %v", err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			t.Error("room did not stop within 15 s")
-		}
-	})
-	return s
-}
-
 // TestRoomCLI: `sbot room join`, `room list`, `room leave` through the
 // CLI, persisted in REPO/rooms.json, and bad input refused.
 func TestRoomCLI(t *testing.T) {
-	r := startRoomServer(t, "open")
+	r := sbot.StartTestRoom(t, "open")
 	repo := t.TempDir()
 	d := startDaemon(t, repo, "--listen", "off")
 	out := run(t, "", "room", "join", "--repo", repo, r.Address())

@@ -14,8 +14,8 @@ import (
 	"github.com/cask-ssb/cask/sbot/client"
 )
 
-// startTestRoom runs our room server (open mode) on 127.0.0.1 until the
-// test ends and returns its multiserver address.
+// startTestRoom runs our room server in mode on 127.0.0.1 until the test
+// ends (keepalive 5 s).
 func startTestRoom(t testing.TB, mode string) *room.Server {
 	t.Helper()
 	cfg := room.Defaults(t.TempDir())
