@@ -38,9 +38,11 @@ type Store interface {
 type Options struct {
 	Room   feeds.FeedRef // the room's own id
 	Domain string        // public host name: metadata name and alias URLs
-	Store  Store
-	Att    *Attendants
-	Logger *slog.Logger
+	// AliasSubdomains: alias URLs are https://NAME.DOMAIN.
+	AliasSubdomains bool
+	Store           Store
+	Att             *Attendants
+	Logger          *slog.Logger
 	// OnDrop is told when a subscriber is disconnected for falling behind
 	// (reason "queue-full"). Optional.
 	OnDrop func(reason string)
@@ -399,6 +401,9 @@ func (p *Plugin) registerAlias(ctx context.Context, req *muxrpc.Request) (any, e
 		return nil, fmt.Errorf("room.registerAlias: %w", err)
 	}
 	p.o.Logger.Info("alias registered", "alias", alias, "owner", id.String())
+	if p.o.AliasSubdomains {
+		return "https://" + alias + "." + p.o.Domain, nil
+	}
 	return AliasURL(p.o.Domain, alias), nil
 }
 
