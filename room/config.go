@@ -25,13 +25,22 @@ type Config struct {
 	Repo        string `toml:"-"`
 	Key         string `toml:"key"`          // secret file; default REPO/secret
 	Listen      string `toml:"listen"`       // SHS+muxrpc TCP address
-	HTTPListen  string `toml:"http-listen"`  // health page (the web issue fills it); "off" disables
+	HTTPListen  string `toml:"http-listen"`  // the web side (invites, aliases, sign-in, dashboard); "off" disables
 	DebugListen string `toml:"debug-listen"` // Prometheus /metrics; "off" disables
 	Caps        string `toml:"caps"`         // network key, base64
 	Domain      string `toml:"domain"`       // public host name
-	Mode        string `toml:"mode"`         // initial privacy mode (then stored in the database)
-	LogFormat   string `toml:"log-format"`
-	LogLevel    string `toml:"log-level"`
+	TLSCert     string `toml:"tls-cert"`     // serve HTTPS with this certificate (PEM) ...
+	TLSKey      string `toml:"tls-key"`      // ... and key; both or neither
+	// AliasSubdomains serves the page of alias NAME at NAME.DOMAIN too
+	// (needs a wildcard DNS record and certificate).
+	AliasSubdomains bool `toml:"alias-subdomains"`
+	// LinkScheme is the scheme of the web links the room gives out:
+	// "https" unless set. Tests that serve plain HTTP on loopback set
+	// "http"; a real room is always reached over HTTPS.
+	LinkScheme string `toml:"-"`
+	Mode       string `toml:"mode"` // initial privacy mode (then stored in the database)
+	LogFormat  string `toml:"log-format"`
+	LogLevel   string `toml:"log-level"`
 
 	MaxConns          int           `toml:"max-conns"`           // concurrent peer connections
 	MaxAttendants     int           `toml:"max-attendants"`      // concurrent attendants
@@ -133,6 +142,9 @@ func (c Config) Validate() error {
 		if v <= 0 {
 			errs = append(errs, fmt.Errorf("%s: want a positive duration, got %s", name, v))
 		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("tls-cert, tls-key: give both or neither"))
 	}
 	if c.EventBatch < 0 || c.EventBatch > time.Second {
 		errs = append(errs, fmt.Errorf("event-batch: want 0 to 1s, got %s", c.EventBatch))

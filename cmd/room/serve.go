@@ -56,7 +56,17 @@ func dur(set func(*room.Config, time.Duration)) func(*room.Config, string) error
 
 var serveSettings = []setting{
 	{"listen", `TCP address for peers (secret handshake + muxrpc) (default ":8008")`, str(func(c *room.Config, v string) { c.Listen = v })},
-	{"http-listen", `HTTP address (health page for now; "off" disables) (default ":3000")`, str(func(c *room.Config, v string) { c.HTTPListen = v })},
+	{"http-listen", `HTTP address of the web side: invites, alias pages, sign-in with SSB, dashboard ("off" disables) (default ":3000")`, str(func(c *room.Config, v string) { c.HTTPListen = v })},
+	{"tls-cert", "serve HTTPS with this certificate (PEM file; with --tls-key); without it, plain HTTP for a TLS reverse proxy", str(func(c *room.Config, v string) { c.TLSCert = v })},
+	{"tls-key", "the private key (PEM file) of --tls-cert", str(func(c *room.Config, v string) { c.TLSKey = v })},
+	{"alias-subdomains", "also serve alias pages at https://NAME.DOMAIN and give out those URLs (true/false) (default false)", func(c *room.Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("want true or false, got %q", v)
+		}
+		c.AliasSubdomains = b
+		return nil
+	}},
 	{"debug-listen", `Prometheus /metrics address ("off" disables) (default "127.0.0.1:6060")`, str(func(c *room.Config, v string) { c.DebugListen = v })},
 	{"caps", "network key (secret-handshake app key), base64 (default: the SSB main network)", str(func(c *room.Config, v string) { c.Caps = v })},
 	{"key", "secret file (default REPO/secret, created on first start)", str(func(c *room.Config, v string) { c.Key = v })},
@@ -209,5 +219,6 @@ write-timeout, tunnel caps) without a restart.`,
 		cmd.Flags().String(s.flag, "", s.usage+" (env "+s.env()+")")
 	}
 	cmd.Flags().Lookup("limit-loopback").NoOptDefVal = "true"
+	cmd.Flags().Lookup("alias-subdomains").NoOptDefVal = "true"
 	return cmd
 }
