@@ -380,4 +380,3 @@ func sealFor(t *testing.T, content string, to feeds.FeedRef) (string, error) {
 	s, _ := json.Marshal(b)
 	return string(s), nil
 }
-
