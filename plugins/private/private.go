@@ -81,28 +81,8 @@ func Seal(c json.RawMessage, recps []string, self feeds.FeedRef) (json.RawMessag
 	return s, nil
 }
 
-// Unboxed returns the record's value with its content replaced by the
-// cleartext, the box string kept as "cyphertext" and "private": true (the
-// shape of ssb-db's unboxed messages).
-func Unboxed(value, clear []byte) []byte {
-	out := []byte{'{'}
-	first := true
-	_ = content.EachMember(value, func(k string, v []byte) bool {
-		if !first {
-			out = append(out, ',')
-		}
-		first = false
-		kj, _ := json.Marshal(k)
-		out = append(append(out, kj...), ':')
-		if k == "content" {
-			out = append(out, clear...)
-			out = append(out, `,"cyphertext":`...)
-		}
-		out = append(out, v...)
-		return true
-	})
-	return append(out, `,"private":true}`...)
-}
+// Unboxed is viewread.Unboxed.
+func Unboxed(value, clear []byte) []byte { return viewread.Unboxed(value, clear) }
 
 // Service declares the private methods (owner only).
 func Service(st viewread.Store, w Publisher, kp *feeds.KeyPair) service.Service {

@@ -158,6 +158,7 @@ func (p Plan) Results(ctx context.Context, st Store) iter.Seq2[json.RawMessage, 
 				yield(nil, err)
 				return
 			}
+			viewread.Clear(st, &rec)
 			buf = kvt.Append(buf[:0], rec)
 			var v any
 			if err := json.Unmarshal(buf, &v); err != nil {

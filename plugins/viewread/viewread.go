@@ -11,6 +11,8 @@ import (
 	"iter"
 
 	"github.com/cask-ssb/cask/feeds/store"
+	"github.com/cask-ssb/cask/indexes/content"
+	"github.com/cask-ssb/cask/indexes/private"
 )
 
 // Store is what the query plugins read.
@@ -69,6 +71,7 @@ func Run(ctx context.Context, st Store, q Query) iter.Seq2[Entry, error] {
 					yield(Entry{}, fmt.Errorf("index %s: record %d: %w", q.Range.Index, seq, err))
 					return
 				}
+				Clear(st, &rec)
 				if !yield(Entry{Index: e, Record: rec}, nil) {
 					return
 				}
@@ -89,6 +92,7 @@ func Run(ctx context.Context, st Store, q Query) iter.Seq2[Entry, error] {
 			if q.Match != nil && !q.Match(&rec) {
 				continue
 			}
+			Clear(st, &rec)
 			if !yield(Entry{Record: rec}, nil) {
 				return
 			}
@@ -138,4 +142,42 @@ func Flag(b *bool, def bool) bool {
 		return def
 	}
 	return *b
+}
+
+// Clear replaces the value of a private message our key opened with its
+// decrypted form (Unboxed), from the private index; other records are
+// left alone. Only the owner's methods call it.
+func Clear(st Store, rec *store.Record) {
+	c := content.Field(rec.Value, "content")
+	if len(c) == 0 || c[0] != '"' {
+		return
+	}
+	clear, err := st.IndexGet(private.Name, private.Key(nil, rec.Seq))
+	if err != nil {
+		return
+	}
+	rec.Value = Unboxed(rec.Value, clear)
+}
+
+// Unboxed returns a message value with its content replaced by the
+// cleartext, the box string kept as "cyphertext" and "private": true (the
+// shape of ssb-db's unboxed messages).
+func Unboxed(value, clear []byte) []byte {
+	out := []byte{'{'}
+	first := true
+	_ = content.EachMember(value, func(k string, v []byte) bool {
+		if !first {
+			out = append(out, ',')
+		}
+		first = false
+		kj, _ := json.Marshal(k)
+		out = append(append(out, kj...), ':')
+		if k == "content" {
+			out = append(out, clear...)
+			out = append(out, `,"cyphertext":`...)
+		}
+		out = append(out, v...)
+		return true
+	})
+	return append(out, `,"private":true}`...)
 }
