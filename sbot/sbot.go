@@ -53,6 +53,8 @@ type Options struct {
 	Now func() time.Time
 	// Limits bound what one peer connection may cost (zero: defaults).
 	Limits PeerLimits
+	// Sched tunes the connection scheduler (zero: defaults).
+	Sched SchedOptions
 }
 
 // Node is a running SSB daemon.
@@ -77,8 +79,11 @@ type Node struct {
 	services []service.Service
 	// conns owns every connection; listeners and dialers are its
 	// transports, one file per transport and direction.
-	conns     *connManager
-	rooms     *roomClient
+	conns *connManager
+	rooms *roomClient
+	// addrs is the address book (REPO/peers.json); sched dials from it.
+	addrs     *addrBook
+	sched     *scheduler
 	listeners []*listener
 	dialers   map[string]dialer
 	ready     chan struct{}
@@ -185,7 +190,10 @@ func New(opts Options) (*Node, error) {
 		return fail(err)
 	}
 	n.blobs = blobsplugin.New(bs, log.With("component", "blobs"))
-	ing := &replicate.Ingester{W: n.writer, Policy: ebtPolicy{n}, Forks: forkRecorder{n}, Log: log.With("component", "ingest")}
+	n.addrs = newAddrBook(cfg.Repo, n.keys.ID)
+	n.sched = newScheduler(n, opts.Sched)
+	ing := &replicate.Ingester{W: n.writer, Policy: ebtPolicy{n}, Forks: forkRecorder{n}, Log: log.With("component", "ingest"),
+		Kept: func(peer feeds.FeedRef, _ int) { n.sched.received(peer) }}
 	n.legacy = &replicate.Legacy{Store: n.store, Ingester: ing}
 	n.ebt = ebt.New(n.store, blockFilter{n, ing}, ebtPolicy{n}, log.With("component", "ebt"))
 	n.ebt.Drop = n.drop
@@ -218,6 +226,7 @@ func New(opts Options) (*Node, error) {
 		n.contactsService(),
 		n.replicationService(),
 		n.rooms.service(),
+		n.sched.service(),
 	}
 	n.mux = muxrpc.NewMux()
 	isOwner := func(req *muxrpc.Request) bool { return n.isOwner(req.RemoteKey()) }
