@@ -46,6 +46,8 @@ type Options struct {
 	Now func() time.Time
 	// Limits bound what one peer connection may cost (zero: defaults).
 	Limits PeerLimits
+	// Network carries the net: transport (nil: the OS's TCP).
+	Network Network
 }
 
 // Node is a running SSB daemon.
@@ -74,6 +76,7 @@ type Node struct {
 	dialers   map[string]dialer
 	ready     chan struct{}
 	limits    PeerLimits
+	network   Network
 	// progress logs replication progress while messages arrive.
 	progress *syncProgress
 	started  time.Time
@@ -122,6 +125,7 @@ func New(opts Options) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: log, now: now, caps: caps, store: st, graph: graph, ready: make(chan struct{})}
 	n.limits = opts.Limits
+	n.network = cmp.Or[Network](opts.Network, tcpNetwork{})
 	n.limits.budget = muxrpc.NewBudget(cmp.Or(n.limits.BodyBudget, DefaultBodyBudget))
 	fail := func(err error) (*Node, error) {
 		if n.writer != nil {
