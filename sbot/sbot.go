@@ -55,6 +55,8 @@ type Options struct {
 	Limits PeerLimits
 	// Sched tunes the connection scheduler (zero: defaults).
 	Sched SchedOptions
+	// Network carries the net: transport (nil: the OS's TCP).
+	Network Network
 }
 
 // Node is a running SSB daemon.
@@ -88,6 +90,7 @@ type Node struct {
 	dialers   map[string]dialer
 	ready     chan struct{}
 	limits    PeerLimits
+	network   Network
 	// progress logs replication progress while messages arrive.
 	progress *syncProgress
 	started  time.Time
@@ -155,6 +158,7 @@ func New(opts Options) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: log, now: now, caps: caps, keys: keys, store: st, graph: graph, views: views, ready: make(chan struct{})}
 	n.limits = opts.Limits
+	n.network = cmp.Or[Network](opts.Network, tcpNetwork{})
 	n.limits.budget = muxrpc.NewBudget(cmp.Or(n.limits.BodyBudget, DefaultBodyBudget))
 	fail := func(err error) (*Node, error) {
 		if n.writer != nil {
