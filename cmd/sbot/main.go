@@ -95,6 +95,7 @@ func newRootCmd() *cobra.Command {
 	addServeCmd(root)
 	addClientCmds(root)
 	addBlobCmds(root)
+	addSyncCmd(root)
 	usageArgs(root)
 	return root
 }
