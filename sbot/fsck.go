@@ -17,7 +17,11 @@ import (
 // start. A running daemon (or any other opener) holds the repo: the error
 // then wraps ErrRepoLocked; a repo without a store gives ErrNoStore.
 func FsckRepo(ctx context.Context, repo string, opts store.FsckOptions) (store.FsckReport, error) {
-	opts.Indexers = StoreOptions(nil, contacts.New()).Indexers
+	kp, err := repoKeys(repo)
+	if err != nil {
+		return store.FsckReport{}, fmt.Errorf("open repo %s: %w", repo, err)
+	}
+	opts.Indexers = StoreOptions(nil, contacts.New(), NewViews(kp).Indexers()...).Indexers
 	rep, err := store.Fsck(ctx, filepath.Join(repo, "store"), opts)
 	switch {
 	case errors.Is(err, store.ErrLocked):
@@ -28,7 +32,7 @@ func FsckRepo(ctx context.Context, repo string, opts store.FsckOptions) (store.F
 		return rep, err
 	}
 	if rep.Repaired && len(rep.IndexesToRebuild) > 0 {
-		st, err := store.Open(filepath.Join(repo, "store"), StoreOptions(nil, contacts.New()))
+		st, err := openOfflineWith(repo, nil, opts.Progress)
 		if err != nil {
 			return rep, fmt.Errorf("rebuild indexes %v after the repair: %w", rep.IndexesToRebuild, err)
 		}
