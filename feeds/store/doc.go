@@ -42,6 +42,7 @@
 //	i/<name>/<key...>         → <value...>      keys of the indexer <name>
 //	m/index/<name>            → <version:8>     version of the indexer <name>
 //	x/fork/<author:32><sequence:8> → JSON      evidence of a fork (store.Fork)
+//	x/ebtclock/<peer:32>      → repeated <feed:32><sequence:8>  last known clock of an EBT peer
 //
 // A log record is
 //
