@@ -219,6 +219,7 @@ func New(opts Options) (*Node, error) {
 	n.ebt = ebt.New(n.store, blockFilter{n, ing}, ebtPolicy{n}, log.With("component", "ebt"))
 	n.ebt.Drop = n.drop
 	n.ebt.Sent = n.metrics.sentBy(kindEBT)
+	n.ebt.Clocks = n.store // peers' clocks between sessions (request skipping)
 	if n.conns, err = newConnManager(n); err != nil {
 		return fail(err)
 	}
