@@ -17,6 +17,7 @@ import (
 	"github.com/cask-ssb/cask/feeds/classic"
 	"github.com/cask-ssb/cask/feeds/store"
 	"github.com/cask-ssb/cask/indexes/contacts"
+	"github.com/cask-ssb/cask/indexes/pubs"
 	"github.com/cask-ssb/cask/sbot"
 )
 
@@ -39,7 +40,7 @@ func contactContent(targets []feeds.KeyPair) func(author int, seq int64) []byte 
 func checkGraph(t *testing.T, repo string) int64 {
 	t.Helper()
 	g := contacts.New()
-	st, err := store.Open(filepath.Join(repo, "store"), sbot.StoreOptions(nil, g))
+	st, err := store.Open(filepath.Join(repo, "store"), sbot.StoreOptions(nil, g, pubs.New()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/cask-ssb/cask/feeds/feedlog"
 	"github.com/cask-ssb/cask/feeds/store"
 	"github.com/cask-ssb/cask/indexes/contacts"
+	"github.com/cask-ssb/cask/indexes/pubs"
 	"github.com/cask-ssb/cask/muxrpc"
 	"github.com/cask-ssb/cask/plugins/history"
 	"github.com/cask-ssb/cask/plugins/logstream"
@@ -55,7 +56,7 @@ func OpenOfflineRead(repo string) (*OfflineStore, error) {
 }
 
 func openOffline(repo string) (*OfflineStore, error) {
-	st, err := store.Open(filepath.Join(repo, "store"), StoreOptions(nil, contacts.New()))
+	st, err := store.Open(filepath.Join(repo, "store"), StoreOptions(nil, contacts.New(), pubs.New()))
 	if errors.Is(err, store.ErrLocked) {
 		return nil, fmt.Errorf("open repo %s: %w: %w", repo, ErrRepoLocked, err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/cask-ssb/cask/feeds/feedlog"
 	"github.com/cask-ssb/cask/feeds/store"
 	"github.com/cask-ssb/cask/indexes/contacts"
+	"github.com/cask-ssb/cask/indexes/pubs"
 	"github.com/cask-ssb/cask/muxrpc"
 	blobsplugin "github.com/cask-ssb/cask/plugins/blobs"
 	"github.com/cask-ssb/cask/plugins/ebt"
@@ -63,6 +64,8 @@ type Node struct {
 	legacy *replicate.Legacy
 	// graph is the follow/block graph, a persisted index of the store.
 	graph *contacts.Graph
+	// pubs are the pub addresses announced in the log (an index).
+	pubs  *pubs.Index
 	blobs *blobsplugin.Manager
 	// services are the plugins the node runs: their methods and hooks.
 	services []service.Service
@@ -112,15 +115,15 @@ func New(opts Options) (*Node, error) {
 	}
 	// The store's lock (flock on store/LOCK, with the holder's pid) is the
 	// repo lock: it is taken first, so a second daemon stops here.
-	graph := contacts.New()
-	st, err := store.Open(filepath.Join(cfg.Repo, "store"), StoreOptions(log.With("component", "store"), graph))
+	graph, pubIndex := contacts.New(), pubs.New()
+	st, err := store.Open(filepath.Join(cfg.Repo, "store"), StoreOptions(log.With("component", "store"), graph, pubIndex))
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
 			return nil, fmt.Errorf("open repo %s: %w: %w", cfg.Repo, ErrRepoLocked, err)
 		}
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	n := &Node{cfg: cfg, log: log, now: now, caps: caps, store: st, graph: graph, ready: make(chan struct{})}
+	n := &Node{cfg: cfg, log: log, now: now, caps: caps, store: st, graph: graph, pubs: pubIndex, ready: make(chan struct{})}
 	n.limits = opts.Limits
 	n.limits.budget = muxrpc.NewBudget(cmp.Or(n.limits.BodyBudget, DefaultBodyBudget))
 	fail := func(err error) (*Node, error) {
@@ -182,6 +185,10 @@ func New(opts Options) (*Node, error) {
 	n.listeners = n.transports()
 	n.dialers = map[string]dialer{"": n.dialTCP, feeds.TransportNet: n.dialTCP, feeds.TransportTunnel: n.dialTunnel}
 	n.rooms = newRoomClient(n)
+	invites, err := n.inviteService()
+	if err != nil {
+		return fail(err)
+	}
 
 	n.services = []service.Service{
 		whoami.Service(n.keys.ID),
@@ -197,6 +204,7 @@ func New(opts Options) (*Node, error) {
 		n.contactsService(),
 		n.replicationService(),
 		n.rooms.service(),
+		invites,
 	}
 	n.mux = muxrpc.NewMux()
 	isOwner := func(req *muxrpc.Request) bool { return n.isOwner(req.RemoteKey()) }
@@ -267,12 +275,12 @@ func (n *Node) Status() status.Report {
 // StoreOptions are the options a repo's store is opened with: the daemon,
 // offline import and bench/fill all open it with the same indexers, so no
 // writer can leave an index behind the log.
-func StoreOptions(log *slog.Logger, graph *contacts.Graph) store.Options {
+func StoreOptions(log *slog.Logger, graph *contacts.Graph, pubIndex *pubs.Index) store.Options {
 	return store.Options{
 		Logger:       log,
 		CacheSize:    8 << 20,
 		MemTableSize: 4 << 20,
-		Indexers:     []store.Indexer{graph},
+		Indexers:     []store.Indexer{graph, pubIndex},
 		// Message ids hash the author and sequence: the feed writer's
 		// chain check already rules out a repeated id.
 		KeysCoverSequence: true,
