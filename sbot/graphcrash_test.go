@@ -17,7 +17,6 @@ import (
 	"github.com/cask-ssb/cask/feeds/classic"
 	"github.com/cask-ssb/cask/feeds/store"
 	"github.com/cask-ssb/cask/indexes/contacts"
-	"github.com/cask-ssb/cask/indexes/pubs"
 	"github.com/cask-ssb/cask/sbot"
 )
 
@@ -40,7 +39,7 @@ func contactContent(targets []feeds.KeyPair) func(author int, seq int64) []byte 
 func checkGraph(t *testing.T, repo string) int64 {
 	t.Helper()
 	g := contacts.New()
-	st, err := store.Open(filepath.Join(repo, "store"), sbot.StoreOptions(nil, g, pubs.New()))
+	st, err := store.Open(filepath.Join(repo, "store"), sbot.StoreOptions(nil, g))
 	if err != nil {
 		t.Fatal(err)
 	}

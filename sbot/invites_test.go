@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -70,6 +73,15 @@ func TestPubInvite(t *testing.T) {
 	if len(known) != 1 || known[0].Address != c.Addr || len(known[0].By) != 1 || known[0].By[0] != fresh.ID() {
 		t.Fatalf("known pubs %+v, want %s announced by us", known, c.Addr)
 	}
+	// The scheduler's address book has it, from the pub message.
+	waitUntil(t, "the pub address in the scheduler's book, source pub", func() bool {
+		for _, k := range fresh.sched.report(time.Now()) {
+			if k.Address == c.Addr.String() && slices.Contains(k.Sources, SourcePub) {
+				return true
+			}
+		}
+		return false
+	})
 	// Replication both ways: the pub's posts and its follow of us reach
 	// the invitee; the invitee's follow, pub message and a post reach the pub.
 	pubSeq, _, _, _ := pub.Store().Latest(pub.ID())
@@ -337,5 +349,85 @@ func TestClaimRefusals(t *testing.T) {
 	var ce *muxrpc.CallError
 	if _, err := acceptInvite(c, "not an invite"); !errors.As(err, &ce) || !strings.Contains(ce.Message, "not a pub invite code") {
 		t.Fatalf("garbage: %v", err)
+	}
+}
+
+// startWebTestRoom runs a room with its web side on 127.0.0.1 (plain HTTP;
+// its links name that address), and returns the web base URL.
+func startWebTestRoom(t *testing.T, mode string) (*room.Server, string) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpAddr := l.Addr().String()
+	l.Close()
+	cfg := room.Defaults(t.TempDir())
+	cfg.Listen = "127.0.0.1:0"
+	cfg.HTTPListen = httpAddr
+	cfg.DebugListen = "off"
+	cfg.Domain = httpAddr
+	cfg.LinkScheme = "http"
+	cfg.Mode = mode
+	cfg.KeepAlive = 5 * time.Second
+	s, err := room.New(room.Options{Config: cfg, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready, done := make(chan struct{}), make(chan error, 1)
+	go func() { done <- s.Serve(ctx, func() { close(ready) }) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("room did not start: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			t.Error("room did not stop within 15 s")
+		}
+	})
+	return s, "http://" + httpAddr
+}
+
+// TestRoomWebInviteAndAlias: against our room's own web side, a daemon
+// claims an HTTP invite (and so becomes a member and an attendant),
+// registers an alias, and a second daemon connects to it with the alias
+// page's URL and replicates through the tunnel.
+func TestRoomWebInviteAndAlias(t *testing.T) {
+	r, base := startWebTestRoom(t, "community")
+	ctx := context.Background()
+	code, _, err := r.DB().CreateInvite(ctx, nil, 1, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, ctarget := startNodeWith(t, t.TempDir(), func(c *Config) { c.Listen = "off" })
+	seeker, cseeker := startNodeWith(t, t.TempDir(), func(c *Config) { c.Listen = "off" })
+	if _, err := acceptInvite(ctarget, base+"/join?invite="+url.QueryEscape(code)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := r.DB().Role(ctx, target.ID()); !ok || err != nil {
+		t.Fatalf("not a member after the claim (%v)", err)
+	}
+	waitUntil(t, "the target to be an attendant", func() bool {
+		rs := target.rooms.report()
+		return len(rs) == 1 && rs[0].State == "attendant"
+	})
+	if err := ctarget.Endpoint().Async(ctx, nil, muxrpc.Method{"roomClient", "registerAlias"}, map[string]string{"room": r.ID().String(), "alias": "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	follow(t, ctarget, seeker.ID())
+	follow(t, cseeker, target.ID())
+	post(t, ctarget, map[string]any{"type": "post", "text": "hi via alias"})
+	if err := cseeker.Endpoint().Async(ctx, nil, muxrpc.Method{"gossip", "connect"}, base+"/alias/bob"); err != nil {
+		t.Fatal(err)
+	}
+	waitLatest(t, seeker, target.ID(), 2)
+	if err := cseeker.Endpoint().Async(ctx, nil, muxrpc.Method{"gossip", "connect"}, base+"/alias/nobody"); err == nil || !strings.Contains(err.Error(), "nobody") {
+		t.Fatalf("unknown alias: %v", err)
 	}
 }

@@ -20,6 +20,10 @@ import (
 	"github.com/cask-ssb/cask/feeds/store"
 )
 
+// Name is the index's name (its store key prefix, and what
+// `sbot reindex` takes).
+const Name = "pubs"
+
 // IndexVersion is the on-disk version of the index.
 const IndexVersion = 1
 
@@ -47,7 +51,7 @@ type staged struct {
 func New() *Index { return &Index{ann: map[feeds.FeedRef]map[string]int64{}} }
 
 // Name implements store.Indexer.
-func (x *Index) Name() string { return "pubs" }
+func (x *Index) Name() string { return Name }
 
 // Version implements store.Indexer.
 func (x *Index) Version() uint64 { return IndexVersion }
