@@ -227,6 +227,10 @@ func New(opts Options) (*Node, error) {
 	n.dialers = map[string]dialer{"": n.dialTCP, feeds.TransportNet: n.dialTCP, feeds.TransportTunnel: n.dialTunnel}
 	n.dialers = n.metrics.countDials(n.dialers)
 	n.rooms = newRoomClient(n)
+	invites, err := n.inviteService()
+	if err != nil {
+		return fail(err)
+	}
 
 	n.services = []service.Service{
 		whoami.Service(n.keys.ID),
@@ -252,6 +256,8 @@ func New(opts Options) (*Node, error) {
 		n.replicationService(),
 		n.rooms.service(),
 		n.sched.service(),
+		invites,
+		n.pubsService(),
 	}
 	n.mux = muxrpc.NewMux()
 	isOwner := func(req *muxrpc.Request) bool { return n.isOwner(req.RemoteKey()) }
