@@ -197,6 +197,7 @@ func New(opts Options) (*Node, error) {
 		n.contactsService(),
 		n.replicationService(),
 		n.rooms.service(),
+		n.rooms.httpAuthService(),
 	}
 	n.mux = muxrpc.NewMux()
 	isOwner := func(req *muxrpc.Request) bool { return n.isOwner(req.RemoteKey()) }
