@@ -46,6 +46,7 @@ type Config struct {
 	MaxAttendants     int           `toml:"max-attendants"`      // concurrent attendants
 	MaxConnsPerIP     int           `toml:"max-conns-per-ip"`    // per remote IP (loopback exempt unless LimitLoopback)
 	MaxTunnelsPerKey  int           `toml:"max-tunnels-per-key"` // open tunnels one origin may hold
+	MaxTunnelsPerIP   int           `toml:"max-tunnels-per-ip"`  // open tunnels originated from one IP (loopback exempt unless LimitLoopback)
 	LimitLoopback     bool          `toml:"limit-loopback"`      // apply per-IP limits to loopback too
 	HandshakeTimeout  time.Duration `toml:"handshake-timeout"`
 	MaxPending        int           `toml:"max-pending"` // concurrent handshakes
@@ -53,8 +54,10 @@ type Config struct {
 	KeepAlive         time.Duration `toml:"keepalive"` // ping interval; a peer silent for 2x this is dropped
 	MaxTunnelBytes    int64         `toml:"max-tunnel-bytes"`
 	MaxTunnelDuration time.Duration `toml:"max-tunnel-duration"`
-	EventQueue        int           `toml:"event-queue"` // attendant events a subscriber may lag behind
-	EventBatch        time.Duration `toml:"event-batch"` // gather attendant events this long before writing
+	TunnelRate        int64         `toml:"tunnel-rate"`  // bytes per second per tunnel and direction, token bucket (0: no limit)
+	TunnelBurst       int64         `toml:"tunnel-burst"` // token bucket size in bytes (0: one second of TunnelRate)
+	EventQueue        int           `toml:"event-queue"`  // attendant events a subscriber may lag behind
+	EventBatch        time.Duration `toml:"event-batch"`  // gather attendant events this long before writing
 
 	// sendBuffer, if set, is SO_SNDBUF of peer connections (tests use a
 	// small one so a peer that never reads blocks the room's writes soon).
@@ -77,6 +80,7 @@ func Defaults(repo string) Config {
 		MaxAttendants:    4096,
 		MaxConnsPerIP:    16,
 		MaxTunnelsPerKey: 32,
+		MaxTunnelsPerIP:  128,
 		HandshakeTimeout: 10 * time.Second,
 		MaxPending:       256,
 		WriteTimeout:     10 * time.Second,
@@ -129,7 +133,7 @@ func (c Config) Validate() error {
 		}
 	}
 	for name, v := range map[string]int{"max-conns": c.MaxConns, "max-attendants": c.MaxAttendants, "max-conns-per-ip": c.MaxConnsPerIP,
-		"max-tunnels-per-key": c.MaxTunnelsPerKey, "max-pending": c.MaxPending, "event-queue": c.EventQueue} {
+		"max-tunnels-per-key": c.MaxTunnelsPerKey, "max-tunnels-per-ip": c.MaxTunnelsPerIP, "max-pending": c.MaxPending, "event-queue": c.EventQueue} {
 		if v <= 0 {
 			errs = append(errs, fmt.Errorf("%s: want a positive number, got %d", name, v))
 		}
@@ -147,6 +151,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxTunnelBytes < 0 || c.MaxTunnelDuration < 0 {
 		errs = append(errs, errors.New("max-tunnel-bytes, max-tunnel-duration: want 0 (no cap) or positive"))
+	}
+	if c.TunnelRate < 0 || c.TunnelBurst < 0 {
+		errs = append(errs, errors.New("tunnel-rate, tunnel-burst: want 0 (no limit) or a positive number of bytes"))
+	}
+	if c.TunnelBurst > 0 && c.TunnelRate == 0 {
+		errs = append(errs, errors.New("tunnel-burst: set only with tunnel-rate"))
 	}
 	switch c.LogFormat {
 	case "text", "json":

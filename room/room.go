@@ -66,6 +66,7 @@ type Server struct {
 	nconns  int
 	perIP   map[string]int
 	tunnels map[feeds.FeedRef]int // open tunnels per origin
+	tunIP   map[string]int        // open tunnels per origin IP
 	addr    string                // listening multiserver address, once serving
 	httpAdr string
 	dbgAdr  string
@@ -92,16 +93,20 @@ func (s *Server) Reload(cfg Config) error {
 	next.MaxConns, next.MaxAttendants, next.MaxConnsPerIP, next.MaxTunnelsPerKey = cfg.MaxConns, cfg.MaxAttendants, cfg.MaxConnsPerIP, cfg.MaxTunnelsPerKey
 	next.LimitLoopback, next.WriteTimeout = cfg.LimitLoopback, cfg.WriteTimeout
 	next.MaxTunnelBytes, next.MaxTunnelDuration = cfg.MaxTunnelBytes, cfg.MaxTunnelDuration
+	next.MaxTunnelsPerIP, next.TunnelRate, next.TunnelBurst = cfg.MaxTunnelsPerIP, cfg.TunnelRate, cfg.TunnelBurst
 	s.lim.Store(&next)
 	s.log.Info("limits reloaded", "max-conns", next.MaxConns, "max-attendants", next.MaxAttendants, "max-conns-per-ip", next.MaxConnsPerIP,
 		"max-tunnels-per-key", next.MaxTunnelsPerKey, "limit-loopback", next.LimitLoopback, "write-timeout", next.WriteTimeout,
-		"max-tunnel-bytes", next.MaxTunnelBytes, "max-tunnel-duration", next.MaxTunnelDuration)
+		"max-tunnel-bytes", next.MaxTunnelBytes, "max-tunnel-duration", next.MaxTunnelDuration,
+		"max-tunnels-per-ip", next.MaxTunnelsPerIP, "tunnel-rate", next.TunnelRate, "tunnel-burst", next.TunnelBurst)
 	return nil
 }
 
 type peerConn struct {
-	id feeds.FeedRef
-	ep *muxrpc.Endpoint
+	id       feeds.FeedRef
+	ep       *muxrpc.Endpoint
+	ip       string // remote IP, for per-IP limits (never shown to peers)
+	loopback bool   // from 127.0.0.1/::1: per-IP limits apply only with --limit-loopback
 }
 
 // New opens the room's identity and database and assembles its services.
@@ -135,6 +140,7 @@ func New(o Options) (*Server, error) {
 		att:     roomplug.NewAttendants(cfg.EventQueue),
 		conns:   make(map[feeds.FeedRef]*peerConn),
 		perIP:   make(map[string]int),
+		tunIP:   make(map[string]int),
 		tunnels: make(map[feeds.FeedRef]int),
 		pending: make(chan struct{}, cfg.MaxPending),
 	}
@@ -185,20 +191,35 @@ func (s *Server) peerServices() *muxrpc.Mux {
 	tunnel.RegisterServer(m, tunnel.ServerOptions{
 		Room: s.keys.ID, Targets: s.att, Logger: s.log,
 		Caps:  func() (int64, time.Duration) { l := s.live(); return l.MaxTunnelBytes, l.MaxTunnelDuration },
+		Rate:  func() (int64, int64) { l := s.live(); return l.TunnelRate, l.TunnelBurst },
 		Hooks: tunnel.Hooks{Open: s.openTunnel, Bytes: func(n int) { s.metrics.bytes.Add(float64(n)) }},
 	})
 	return m
 }
 
-// openTunnel applies the per-key tunnel limit and counts tunnels.
+// openTunnel applies the per-key and per-IP tunnel limits and counts
+// tunnels.
 func (s *Server) openTunnel(origin, _ feeds.FeedRef) (func(), error) {
+	lim := s.live()
 	s.mu.Lock()
-	if s.tunnels[origin] >= s.live().MaxTunnelsPerKey {
+	if s.tunnels[origin] >= lim.MaxTunnelsPerKey {
 		s.mu.Unlock()
 		s.metrics.limits.WithLabelValues("tunnels-per-key").Inc()
-		return nil, fmt.Errorf("room limit: at most %d open tunnels per key", s.live().MaxTunnelsPerKey)
+		return nil, fmt.Errorf("room limit: at most %d open tunnels per key", lim.MaxTunnelsPerKey)
+	}
+	var ip string
+	if pc := s.conns[origin]; pc != nil && (!pc.loopback || lim.LimitLoopback) && pc.ip != "" {
+		ip = pc.ip
+	}
+	if ip != "" && s.tunIP[ip] >= lim.MaxTunnelsPerIP {
+		s.mu.Unlock()
+		s.metrics.limits.WithLabelValues("tunnels-per-ip").Inc()
+		return nil, fmt.Errorf("room limit: at most %d open tunnels per IP address", lim.MaxTunnelsPerIP)
 	}
 	s.tunnels[origin]++
+	if ip != "" {
+		s.tunIP[ip]++
+	}
 	s.mu.Unlock()
 	s.metrics.tunnels.Inc()
 	s.metrics.tunnelsOpen.Inc()
@@ -206,6 +227,11 @@ func (s *Server) openTunnel(origin, _ feeds.FeedRef) (func(), error) {
 		s.mu.Lock()
 		if s.tunnels[origin]--; s.tunnels[origin] <= 0 {
 			delete(s.tunnels, origin)
+		}
+		if ip != "" {
+			if s.tunIP[ip]--; s.tunIP[ip] <= 0 {
+				delete(s.tunIP, ip)
+			}
 		}
 		s.mu.Unlock()
 		s.metrics.tunnelsOpen.Dec()
@@ -533,7 +559,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	}
 
 	ep := muxrpc.NewEndpoint(ctx, conn, s.handler, muxrpc.Options{RemoteKey: sc.RemoteKey(), Logger: s.rpcLog.With("peer", id.String())})
-	pc := &peerConn{id: id, ep: ep}
+	pc := &peerConn{id: id, ep: ep, ip: ip, loopback: loopback}
 	s.mu.Lock()
 	old := s.conns[id]
 	s.conns[id] = pc
