@@ -184,7 +184,7 @@ func (s *Server) peerServices() *muxrpc.Mux {
 		panic(err) // two fixed services: a duplicate is a programming error
 	}
 	roomplug.New(roomplug.Options{
-		Room: s.keys.ID, Domain: s.cfg.Domain, AliasSubdomains: s.cfg.AliasSubdomains, Store: s.db, Att: s.att, Logger: s.log, Batch: s.cfg.EventBatch,
+		Room: s.keys.ID, Domain: s.cfg.Domain, AliasSubdomains: s.cfg.AliasSubdomains, Web: s.cfg.HTTPListen != "" && s.cfg.HTTPListen != "off", Store: s.db, Att: s.att, Logger: s.log, Batch: s.cfg.EventBatch,
 		OnDrop: func(reason string) { s.metrics.drops.WithLabelValues(reason).Inc() },
 	}).Register(m)
 	httpauth.RegisterServer(m, s.web)

@@ -214,6 +214,10 @@ func TestWebAliases(t *testing.T) {
 		t.Fatal(err)
 	}
 	ac := mustDial(t, s, alice)
+	var md struct{ Features []string }
+	if err := ac.ep.Async(ctx, &md, muxrpc.Method{"room", "metadata"}); err != nil || !strings.Contains(strings.Join(md.Features, ","), "httpAuth,httpInvite") {
+		t.Fatalf("metadata features with the web side on: %v, %v", md.Features, err)
+	}
 	var aliasURL string
 	if err := ac.ep.Async(ctx, &aliasURL, muxrpc.Method{"room", "registerAlias"}, "alice", roomdb.SignAlias(alice, s.ID(), "alice")); err != nil {
 		t.Fatal(err)
