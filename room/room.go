@@ -365,7 +365,10 @@ func (s *Server) startHTTP(listen string, h http.Handler, record *string) (*http
 	s.mu.Lock()
 	*record = l.Addr().String()
 	s.mu.Unlock()
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	// net/http's own messages (TLS handshake errors) name the client's
+	// address: they go to the log at debug level only.
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	tls := record == &s.httpAdr && s.cfg.TLSCert != ""
 	s.wg.Add(1)
 	go func() {
