@@ -255,6 +255,7 @@ func New(opts Options) (*Node, error) {
 		n.contactsService(),
 		n.replicationService(),
 		n.rooms.service(),
+		n.rooms.httpAuthService(),
 		n.sched.service(),
 		invites,
 		n.pubsService(),
