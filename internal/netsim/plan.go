@@ -44,11 +44,14 @@ type Config struct {
 	// LatencyMax]; Bandwidth per direction in bytes/s (0: unlimited).
 	LatencyMin, LatencyMax time.Duration
 	Bandwidth              int64
-	// Gossip: every DialEvery each node dials a peer of its choice; a node
-	// with Degree connections or more first drops one. Dials go on after
-	// the faults until the network converges (or Deadline).
+	// Gossip: every DialEvery each node with fewer than Degree
+	// connections dials a peer of its choice; one with Degree or more
+	// drops one of them and dials with probability Rotate (drawn in the
+	// plan). Dials go on after the faults until the network converges (or
+	// Deadline).
 	Degree    int
 	DialEvery time.Duration
+	Rotate    float64
 	// Attacks: each hostile node attacks a random honest node every
 	// AttackEvery during FaultsFor.
 	AttackEvery time.Duration
@@ -97,6 +100,7 @@ type Event struct {
 	Kind   EventKind
 	Node   int // index in Plan.Hosts
 	Peer   int
+	Rotate bool // EvDial: drop a connection first if at Degree
 	Attack Attack
 	Groups []int // EvPartition: group per host
 }
@@ -105,7 +109,7 @@ func (e Event) String() string {
 	s := fmt.Sprintf("%8.3fs %-9s %d", e.At.Seconds(), e.Kind, e.Node)
 	switch e.Kind {
 	case EvDial:
-		s += fmt.Sprintf(" -> %d", e.Peer)
+		s += fmt.Sprintf(" -> %d rotate=%v", e.Peer, e.Rotate)
 	case EvAttack:
 		s += fmt.Sprintf(" -> %d %s", e.Peer, e.Attack)
 	case EvPartition:
@@ -308,7 +312,7 @@ func (p *Plan) drawEvents(r *rand.Rand) {
 				if j >= i {
 					j++
 				}
-				add(Event{At: at, Kind: EvDial, Node: i, Peer: j})
+				add(Event{At: at, Kind: EvDial, Node: i, Peer: j, Rotate: r.Float64() < c.Rotate})
 			}
 		}
 	}

@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/cask-ssb/cask/feeds"
+	"github.com/cask-ssb/cask/plugins/replicate"
 	"github.com/cask-ssb/cask/sbot"
 	"github.com/cask-ssb/cask/sbot/client"
 	"github.com/cask-ssb/cask/secretstream"
@@ -55,6 +56,8 @@ type node struct {
 	done    chan error
 	pending int // posts due while it was offline
 	seq     atomic.Int64
+	// ingest adds up the ingest counters of the daemon's past runs.
+	ingest replicate.Stats
 }
 
 // Sim is one run of a Plan.
@@ -203,6 +206,10 @@ func (s *Sim) stop(n *node, kill bool) error {
 	n.cli.Close()
 	n.cancel()
 	err := <-n.done
+	is := n.sb.IngestStats()
+	n.ingest.Kept += is.Kept
+	n.ingest.Held += is.Held
+	n.ingest.Refused += is.Refused
 	n.sb, n.cli, n.cancel, n.done = nil, nil, nil, nil
 	if err != nil {
 		return fmt.Errorf("stop %s: %w", n.name, err)
@@ -253,11 +260,25 @@ func (s *Sim) restart(ctx context.Context, n *node) error {
 	return nil
 }
 
-// sbotOf returns n's running daemon, or nil.
+// daemon returns n's running daemon, or nil.
 func (n *node) daemon() *sbot.Node {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.sb
+}
+
+// ingestStats are n's ingest counters over all its runs.
+func (n *node) ingestStats() replicate.Stats {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	is := n.ingest
+	if n.sb != nil {
+		cur := n.sb.IngestStats()
+		is.Kept += cur.Kept
+		is.Held += cur.Held
+		is.Refused += cur.Refused
+	}
+	return is
 }
 
 // Result is what a run measured.
@@ -269,6 +290,7 @@ type Result struct {
 	Delivered  int64         // messages stored by honest nodes from others
 	DeliveredB int64         // their bytes
 	Received   int64         // messages honest nodes received (stored, duplicate or refused)
+	Kept       int64         // of which stored (over every restart of the node)
 	Duplicates int64
 	Refused    int64
 	BytesSent  int64 // by honest nodes, on every connection
@@ -280,6 +302,9 @@ type Result struct {
 	Forks      int // forks recorded by honest nodes
 	PeakHeap   uint64
 	Goroutines int // at convergence
+	// Digests: per honest node, what it holds of the feeds within its
+	// hops (see Sim.Delivered); the same for every run of one plan.
+	Digests []string
 }
 
 // Run executes the plan until the network converges, the deadline or a
@@ -347,7 +372,8 @@ func (s *Sim) Run(ctx context.Context) (res Result, err error) {
 	if cerr := s.Check(ctx); cerr != nil {
 		return res, cerr
 	}
-	return res, nil
+	res.Digests, err = s.Delivered(ctx)
+	return res, err
 }
 
 // runEvents starts one worker per host (its events in order) and one for
@@ -437,6 +463,9 @@ func (s *Sim) do(ctx context.Context, e Event, wg *sync.WaitGroup) error {
 		}
 		peers := s.nw.Peers(n.name)
 		if len(peers) >= s.plan.Config.Degree {
+			if !e.Rotate {
+				return nil
+			}
 			s.nw.Cut(n.name, peers[n.rnd.IntN(len(peers))])
 		}
 		s.dialsTried.Add(1)
