@@ -31,7 +31,7 @@ func smallConfig() Config {
 
 func TestNetsimSmall(t *testing.T) {
 	p := NewPlan(smallConfig())
-	s, err := New(p, Options{Dir: t.TempDir(), Log: testLog(t, slog.LevelInfo), NodeLog: testLog(t, slog.LevelWarn)})
+	s, err := New(p, Options{Dir: t.TempDir(), Log: testLog(t, slog.LevelInfo)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,5 +126,28 @@ func TestNetsimReplay(t *testing.T) {
 	t.Logf("seed 7: plan %s…, %d events, counters %+v, delivered %v", p1.Digest()[:12], len(p1.Events), c1, r1.Digests)
 	if p3 := NewPlan(cfg(8)); p3.Digest() == p1.Digest() {
 		t.Error("seeds 7 and 8 gave the same plan")
+	}
+}
+
+// TestNetsimRoom: nodes that listen on nothing meet the others only
+// through a room, and the network still converges.
+func TestNetsimRoom(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a simulation")
+	}
+	c := smallConfig()
+	c.Nodes, c.RoomOnly, c.Seed = 6, 3, 3
+	p := NewPlan(c)
+	s, err := New(p, Options{Dir: t.TempDir(), Log: testLog(t, slog.LevelInfo)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Run(context.Background())
+	t.Logf("\n%s", res.Table(p.Config.Nodes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Tunnels == 0 {
+		t.Error("no connection went through the room")
 	}
 }

@@ -55,6 +55,11 @@ type Config struct {
 	// Attacks: each hostile node attacks a random honest node every
 	// AttackEvery during FaultsFor.
 	AttackEvery time.Duration
+	// RoomOnly: the first RoomOnly honest nodes listen on nothing
+	// (--listen off) and are reached only through a room (cmd/room's
+	// server, on loopback TCP outside the simulated links), which every
+	// honest node then joins. Hostile nodes attack only the others.
+	RoomOnly int
 	// Deadline bounds the whole run; Stall fails the run when no honest
 	// node gained a message for this long before convergence.
 	Deadline time.Duration
@@ -323,10 +328,10 @@ func (p *Plan) drawEvents(r *rand.Rand) {
 			if h%2 == 1 {
 				kinds = []Attack{AttackGarbage, AttackFlood}
 			}
-			victim := r.IntN(n) // every fork attack of h goes to one node
+			victim := c.RoomOnly + r.IntN(n-c.RoomOnly) // every fork attack of h goes to one node
 			k := 0
 			for at := c.AttackEvery / 2; at < c.FaultsFor; at += c.AttackEvery {
-				e := Event{At: at, Kind: EvAttack, Node: n + h, Peer: r.IntN(n), Attack: kinds[k%len(kinds)]}
+				e := Event{At: at, Kind: EvAttack, Node: n + h, Peer: c.RoomOnly + r.IntN(n-c.RoomOnly), Attack: kinds[k%len(kinds)]}
 				if e.Attack == AttackFork {
 					e.Peer = victim
 				}

@@ -32,6 +32,7 @@ import (
 
 	"github.com/cask-ssb/cask/feeds"
 	"github.com/cask-ssb/cask/plugins/replicate"
+	"github.com/cask-ssb/cask/room"
 	"github.com/cask-ssb/cask/sbot"
 	"github.com/cask-ssb/cask/sbot/client"
 	"github.com/cask-ssb/cask/secretstream"
@@ -70,9 +71,11 @@ type Sim struct {
 	caps    secretstream.AppKey
 	nodes   []*node
 	hostile []*hostile
+	room    *room.Server // with Config.RoomOnly
+	roomID  feeds.FeedRef
 
 	starts, stops, kills, restarts atomic.Int64
-	attacks, dialsTried            atomic.Int64
+	attacks, dialsTried, tunnels   atomic.Int64
 	peakHeap                       atomic.Uint64
 
 	errMu sync.Mutex
@@ -152,6 +155,9 @@ func (s *Sim) fail(err error) {
 }
 
 func (s *Sim) address(i int) string {
+	if i < s.plan.Config.RoomOnly {
+		return feeds.Address{Transport: feeds.TransportTunnel, Portal: s.roomID, Key: s.ID(i)}.String()
+	}
 	return feeds.Address{Host: s.plan.Hosts[i], Port: port, Key: s.ID(i), Transport: feeds.TransportNet}.String()
 }
 
@@ -164,6 +170,13 @@ func (s *Sim) start(n *node) error {
 	}
 	cfg := sbot.Defaults(n.repo)
 	cfg.Listen = fmt.Sprintf("%s:%d", n.name, port)
+	if n.idx < s.plan.Config.RoomOnly {
+		cfg.Listen = "off"
+	}
+	if s.room != nil {
+		cfg.Rooms = []string{s.room.Address()}
+		cfg.TunnelAccept = sbot.TunnelAcceptAnyone
+	}
 	cfg.Hops = s.plan.Config.Hops
 	sb, err := sbot.New(sbot.Options{Config: cfg, Logger: s.nodeLog.With("node", n.name), Network: n.host})
 	if err != nil {
@@ -299,7 +312,8 @@ type Result struct {
 	Stops      int64
 	Kills      int64
 	Attacks    int64
-	Forks      int // forks recorded by honest nodes
+	Tunnels    int64 // dials through the room that succeeded
+	Forks      int   // forks recorded by honest nodes
 	PeakHeap   uint64
 	Goroutines int // at convergence
 	// Digests: per honest node, what it holds of the feeds within its
@@ -314,6 +328,16 @@ func (s *Sim) Run(ctx context.Context) (res Result, err error) {
 	c := s.plan.Config
 	ctx, cancel := context.WithTimeout(ctx, c.Deadline)
 	defer cancel()
+	stopHeap := s.watchHeap()
+	defer stopHeap()
+	if c.RoomOnly > 0 {
+		stopRoom, rerr := s.startRoom()
+		if rerr != nil {
+			return res, rerr
+		}
+		// Deferred before the nodes' stop: runs after it.
+		defer func() { err = errors.Join(err, stopRoom()) }()
+	}
 	defer func() {
 		for _, n := range s.nodes {
 			if serr := s.stop(n, false); serr != nil {
@@ -321,8 +345,6 @@ func (s *Sim) Run(ctx context.Context) (res Result, err error) {
 			}
 		}
 	}()
-	stopHeap := s.watchHeap()
-	defer stopHeap()
 
 	t0 := time.Now()
 	for _, n := range s.nodes {
@@ -470,12 +492,18 @@ func (s *Sim) do(ctx context.Context, e Event, wg *sync.WaitGroup) error {
 		}
 		s.dialsTried.Add(1)
 		addr := s.address(e.Peer)
+		// Tunnels run over the room's real connections: note the pair
+		// here (a superset of the pairs that connected).
+		s.nw.meet(n.name, s.plan.Hosts[e.Peer])
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
-			_ = sb.ConnectAddress(dctx, addr) // may fail: down, partitioned, blocked
+			// It may fail: down, partitioned, blocked.
+			if sb.ConnectAddress(dctx, addr) == nil && e.Peer < s.plan.Config.RoomOnly {
+				s.tunnels.Add(1)
+			}
 		}()
 		return nil
 	}
@@ -483,6 +511,34 @@ func (s *Sim) do(ctx context.Context, e Event, wg *sync.WaitGroup) error {
 }
 
 func (s *Sim) nodeAddr(i int) string { return fmt.Sprintf("%s:%d", s.plan.Hosts[i], port) }
+
+// startRoom runs a room server (open mode) on loopback TCP; the returned
+// func stops it.
+func (s *Sim) startRoom() (func() error, error) {
+	cfg := room.Defaults(filepath.Join(s.dir, "room"))
+	cfg.Listen = "127.0.0.1:0"
+	cfg.HTTPListen, cfg.DebugListen = "off", "off"
+	cfg.Mode = "open"
+	r, err := room.New(room.Options{Config: cfg, Logger: s.nodeLog.With("node", "room")})
+	if err != nil {
+		return nil, fmt.Errorf("room: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- r.Serve(ctx, func() { close(ready) }) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		cancel()
+		return nil, fmt.Errorf("room: %w", err)
+	}
+	s.room, s.roomID = r, r.ID()
+	return func() error {
+		cancel()
+		return <-done
+	}, nil
+}
 
 // watchHeap samples the Go heap until the returned func is called.
 func (s *Sim) watchHeap() func() {
