@@ -59,6 +59,9 @@ type Ingester struct {
 	Policy Policy
 	Forks  ForkRecorder // optional
 	Log    *slog.Logger
+	// Kept, if set, is told how many messages of a batch from peer were
+	// stored (only when some were).
+	Kept func(peer feeds.FeedRef, n int)
 
 	kept, held, refused atomic.Int64
 }
@@ -120,6 +123,9 @@ func (g *Ingester) IngestBatch(ctx context.Context, peer feeds.FeedRef, only *fe
 	}
 	res := g.W.Add(ctx, msgs)
 	out := Outcome{Kept: len(res.Records), Held: res.Held, Heads: map[feeds.FeedRef]int64{}}
+	if out.Kept > 0 && g.Kept != nil {
+		g.Kept(peer, out.Kept)
+	}
 	held := len(msgs)
 	if res.Err != nil {
 		held = res.Failed
