@@ -178,7 +178,8 @@ func (s *Sim) start(n *node) error {
 		cfg.TunnelAccept = sbot.TunnelAcceptAnyone
 	}
 	cfg.Hops = s.plan.Config.Hops
-	sb, err := sbot.New(sbot.Options{Config: cfg, Logger: s.nodeLog.With("node", n.name), Network: n.host})
+	sb, err := sbot.New(sbot.Options{Config: cfg, Logger: s.nodeLog.With("node", n.name), Network: n.host,
+		Sched: sbot.SchedOptions{Seed: s.plan.Config.Seed<<8 + uint64(n.idx) + 1}})
 	if err != nil {
 		return fmt.Errorf("start %s: %w", n.name, err)
 	}
