@@ -45,7 +45,7 @@ type Config struct {
 	LatencyMin, LatencyMax time.Duration
 	Bandwidth              int64
 	// Gossip: every DialEvery each node with fewer than Degree
-	// connections dials a peer of its choice; one with Degree or more
+	// connections dials a peer (half the time one it follows); one with Degree or more
 	// drops one of them and dials with probability Rotate (drawn in the
 	// plan). Dials go on after the faults until the network converges (or
 	// Deadline).
@@ -313,9 +313,16 @@ func (p *Plan) drawEvents(r *rand.Rand) {
 	if c.DialEvery > 0 {
 		for i := range n {
 			for at := time.Duration(r.Int64N(int64(c.DialEvery))); at < c.Deadline; at += c.DialEvery {
-				j := r.IntN(n - 1)
-				if j >= i {
-					j++
+				// Half the dials go to a feed the node follows (as the
+				// daemon's scheduler prefers them), the rest anywhere.
+				var j int
+				if f := p.Follows[i]; len(f) > 0 && r.IntN(2) == 0 {
+					j = f[r.IntN(len(f))]
+				} else {
+					j = r.IntN(n - 1)
+					if j >= i {
+						j++
+					}
 				}
 				add(Event{At: at, Kind: EvDial, Node: i, Peer: j, Rotate: r.Float64() < c.Rotate})
 			}

@@ -41,6 +41,9 @@ import (
 // port every simulated node listens on.
 const port = 8008
 
+// stopHang: a daemon that takes longer to stop is reported as hung.
+const stopHang = 60 * time.Second
+
 // node is one honest sbot node: its repo survives restarts.
 type node struct {
 	idx  int
@@ -183,6 +186,7 @@ func (s *Sim) start(n *node) error {
 	if err != nil {
 		return fmt.Errorf("start %s: %w", n.name, err)
 	}
+	tNew := time.Now()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- sb.Serve(ctx) }()
@@ -192,7 +196,11 @@ func (s *Sim) start(n *node) error {
 		cancel()
 		return fmt.Errorf("start %s: %w", n.name, err)
 	}
+	tReady := time.Now()
 	cli, err := client.DialRepo(ctx, n.repo)
+	if d := time.Since(tNew); d > time.Second {
+		s.log.Info("netsim: start phases", "node", n.name, "serve-ready", tReady.Sub(tNew), "owner-socket", time.Since(tReady))
+	}
 	if err != nil {
 		cancel()
 		<-done
@@ -219,7 +227,16 @@ func (s *Sim) stop(n *node, kill bool) error {
 	}
 	n.cli.Close()
 	n.cancel()
-	err := <-n.done
+	began := time.Now()
+	var err error
+	select {
+	case err = <-n.done:
+	case <-time.After(stopHang):
+		return fmt.Errorf("stop %s: the daemon did not stop within %v", n.name, stopHang)
+	}
+	if d := time.Since(began); d > 2*time.Second {
+		s.log.Info("netsim: slow stop", "node", n.name, "took", d, "kill", kill)
+	}
 	is := n.sb.IngestStats()
 	n.ingest.Kept += is.Kept
 	n.ingest.Held += is.Held
@@ -257,8 +274,12 @@ func post(n *node) map[string]any {
 // restart starts n again and publishes what fell due meanwhile.
 func (s *Sim) restart(ctx context.Context, n *node) error {
 	s.nw.SetDown(n.name, false)
+	began := time.Now()
 	if err := s.start(n); err != nil {
 		return err
+	}
+	if d := time.Since(began); d > 2*time.Second {
+		s.log.Info("netsim: slow start", "node", n.name, "took", d)
 	}
 	s.restarts.Add(1)
 	n.mu.Lock()
