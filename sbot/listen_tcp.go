@@ -63,6 +63,7 @@ func (n *Node) tcpListener() *listener {
 				Local:     n.keys.Private,
 				Authorize: authorize,
 				Logger:    n.log.With("component", "shs"),
+				Refused:   n.metrics.refused(feeds.TransportNet),
 			})), nil
 		},
 		accepted: func(c net.Conn) (ed25519.PublicKey, string, error) {
@@ -70,6 +71,7 @@ func (n *Node) tcpListener() *listener {
 			if !ok {
 				return nil, "", fmt.Errorf("tcp listener returned a %T", c)
 			}
+			n.metrics.handshake(feeds.TransportNet, "in", "ok")
 			return sc.RemoteKey(), "net:" + c.RemoteAddr().String(), nil
 		},
 		address: func(l net.Listener) string {

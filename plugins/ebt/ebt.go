@@ -52,6 +52,9 @@ type Replicator struct {
 	// Drop, if set, is called when a peer sent a message the Ingester
 	// rejected; the daemon disconnects it.
 	Drop func(peer feeds.FeedRef, err error)
+	// Sent, if set, counts the messages sessions send (metrics). It must
+	// not block.
+	Sent func(n int)
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
@@ -161,6 +164,10 @@ type session struct {
 	wake     chan struct{} // want changed
 	// started: our initial notes are out (later notes may follow).
 	started bool
+	// clock is the sequence the peer said it holds, per feed we
+	// replicate with it (from its notes); gotClock: its first notes came.
+	clock    map[feeds.FeedRef]int64
+	gotClock bool
 }
 
 // Session runs one EBT session over an established duplex stream. first is
@@ -173,6 +180,7 @@ func (r *Replicator) Session(ctx context.Context, peer feeds.FeedRef, in *muxrpc
 		r: r, peer: peer, out: out, log: r.log.With("peer", peer.String(), "ebt", true),
 		sent: map[feeds.FeedRef]int64{}, want: map[feeds.FeedRef]bool{}, told: map[feeds.FeedRef]bool{},
 		declined: map[feeds.FeedRef]bool{},
+		clock:    map[feeds.FeedRef]int64{},
 		wake:     make(chan struct{}, 1),
 	}
 	r.mu.Lock()
@@ -343,6 +351,7 @@ func (s *session) onNotes(body []byte) error {
 	reply := map[string]int64{}
 	changed := false
 	s.mu.Lock()
+	s.gotClock = true
 	for f, d := range notes {
 		k := f.String()
 		if !s.r.policy.Replicates(s.peer, f) {
@@ -354,11 +363,13 @@ func (s *session) onNotes(body []byte) error {
 		}
 		if !d.Replicate {
 			delete(s.want, f)
+			delete(s.clock, f)
 			continue
 		}
 		if d.Sequence > s.sent[f] {
 			s.sent[f] = d.Sequence
 		}
+		s.clock[f] = d.Sequence
 		if d.Receive {
 			if !s.want[f] {
 				s.want[f] = true
@@ -445,7 +456,13 @@ func (s *session) sender(ctx context.Context, startSeq int64) error {
 	buf := make([]byte, 0, 4096)
 	send := func(rec store.Record) error {
 		buf = append(buf[:0], rec.Value...)
-		return s.out.Write(json.RawMessage(buf))
+		if err := s.out.Write(json.RawMessage(buf)); err != nil {
+			return err
+		}
+		if s.r.Sent != nil {
+			s.r.Sent(1)
+		}
+		return nil
 	}
 	// backlog sends every stored message of wanted feeds past what the
 	// peer has.
@@ -528,4 +545,32 @@ func ignoreClosed(err error) error {
 		return nil
 	}
 	return err
+}
+
+// PeerClock returns what peer told us it holds in its running sessions:
+// the latest sequence it advertised per feed we replicate with it. ok is
+// false while no session with peer has received the peer's notes.
+func (r *Replicator) PeerClock(peer feeds.FeedRef) (clock map[feeds.FeedRef]int64, ok bool) {
+	r.mu.Lock()
+	var ss []*session
+	for s := range r.sessions {
+		if s.peer == peer {
+			ss = append(ss, s)
+		}
+	}
+	r.mu.Unlock()
+	for _, s := range ss {
+		s.mu.Lock()
+		if s.gotClock {
+			if clock == nil {
+				clock = make(map[feeds.FeedRef]int64, len(s.clock))
+			}
+			for f, seq := range s.clock {
+				clock[f] = max(clock[f], seq)
+			}
+			ok = true
+		}
+		s.mu.Unlock()
+	}
+	return clock, ok
 }
