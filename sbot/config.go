@@ -58,6 +58,10 @@ type Config struct {
 	// SSB_DEBUG_LISTEN_PUBLIC).
 	DebugListen       string `toml:"debug-listen"`
 	DebugListenPublic bool   `toml:"debug-listen-public"`
+	// MaxOutgoing bounds the connections the scheduler dials by itself
+	// (followed peers, pubs, room attendants), --max-outgoing,
+	// SSB_MAX_OUTGOING; 0: none (only --peers, remembered peers and rooms).
+	MaxOutgoing int `toml:"max-outgoing"`
 
 	// Sources says where each setting (by its config.toml key) came from,
 	// e.g. "/home/me/.ssb-go/config.toml", "environment SSB_HOPS" or
@@ -103,6 +107,7 @@ const (
 	MaxMaxConns   = 10000
 	MaxMaxStreams = 65536
 	MaxHops       = 10
+	MaxOutgoing   = 1000
 )
 
 // Validate checks every setting, whichever source it came from, and
@@ -135,6 +140,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxStreams < 1 || c.MaxStreams > MaxMaxStreams {
 		bad("max-streams", c.MaxStreams, fmt.Sprintf("want an integer from 1 to %d", MaxMaxStreams))
+	}
+	if c.MaxOutgoing < 0 || c.MaxOutgoing > MaxOutgoing || c.MaxOutgoing > c.MaxConns {
+		bad("max-outgoing", c.MaxOutgoing, fmt.Sprintf("want an integer from 0 to %d, at most max-conns (%d)", MaxOutgoing, c.MaxConns))
 	}
 	if c.Hops < 0 || c.Hops > MaxHops {
 		bad("hops", c.Hops, fmt.Sprintf("want an integer from 0 to %d", MaxHops))
@@ -233,6 +241,7 @@ func Defaults(repo string) Config {
 		TunnelAccept: TunnelAcceptFollowed,
 		MaxStreams:   256,
 		Hops:         2,
+		MaxOutgoing:  8,
 	}
 }
 

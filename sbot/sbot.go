@@ -18,16 +18,23 @@ import (
 	"github.com/cask-ssb/cask/feeds/store"
 	"github.com/cask-ssb/cask/indexes/contacts"
 	"github.com/cask-ssb/cask/muxrpc"
+	"github.com/cask-ssb/cask/plugins/about"
 	blobsplugin "github.com/cask-ssb/cask/plugins/blobs"
 	"github.com/cask-ssb/cask/plugins/ebt"
+	"github.com/cask-ssb/cask/plugins/feedstream"
 	"github.com/cask-ssb/cask/plugins/friends"
 	"github.com/cask-ssb/cask/plugins/gossip"
 	"github.com/cask-ssb/cask/plugins/history"
+	"github.com/cask-ssb/cask/plugins/links"
 	"github.com/cask-ssb/cask/plugins/logstream"
+	"github.com/cask-ssb/cask/plugins/private"
 	"github.com/cask-ssb/cask/plugins/publish"
+	"github.com/cask-ssb/cask/plugins/query"
 	"github.com/cask-ssb/cask/plugins/replicate"
 	"github.com/cask-ssb/cask/plugins/service"
 	"github.com/cask-ssb/cask/plugins/status"
+	threadsplugin "github.com/cask-ssb/cask/plugins/threads"
+	"github.com/cask-ssb/cask/plugins/types"
 	"github.com/cask-ssb/cask/plugins/whoami"
 )
 
@@ -46,6 +53,8 @@ type Options struct {
 	Now func() time.Time
 	// Limits bound what one peer connection may cost (zero: defaults).
 	Limits PeerLimits
+	// Sched tunes the connection scheduler (zero: defaults).
+	Sched SchedOptions
 }
 
 // Node is a running SSB daemon.
@@ -63,13 +72,18 @@ type Node struct {
 	legacy *replicate.Legacy
 	// graph is the follow/block graph, a persisted index of the store.
 	graph *contacts.Graph
+	// views are the query indexes (by type, links, about, threads, private).
+	views *Views
 	blobs *blobsplugin.Manager
 	// services are the plugins the node runs: their methods and hooks.
 	services []service.Service
 	// conns owns every connection; listeners and dialers are its
 	// transports, one file per transport and direction.
-	conns     *connManager
-	rooms     *roomClient
+	conns *connManager
+	rooms *roomClient
+	// addrs is the address book (REPO/peers.json); sched dials from it.
+	addrs     *addrBook
+	sched     *scheduler
 	listeners []*listener
 	dialers   map[string]dialer
 	ready     chan struct{}
@@ -115,15 +129,34 @@ func New(opts Options) (*Node, error) {
 	}
 	// The store's lock (flock on store/LOCK, with the holder's pid) is the
 	// repo lock: it is taken first, so a second daemon stops here.
+	// The identity is read first: the private index opens box1 messages
+	// with it while the store rebuilds indexes at open.
+	var keys feeds.KeyPair
+	if cfg.Key != "" {
+		keys, err = feeds.ReadSecret(cfg.Key)
+		if err != nil {
+			return nil, fmt.Errorf("read key %s: %w", cfg.Key, err)
+		}
+	} else {
+		var created bool
+		keys, created, err = feeds.LoadOrCreateSecret(cfg.KeyPath())
+		if err != nil {
+			return nil, fmt.Errorf("secret %s: %w", cfg.KeyPath(), err)
+		}
+		if created {
+			log.Info("created a new identity", "id", keys.ID.String(), "secret", cfg.KeyPath())
+		}
+	}
 	graph := contacts.New()
-	st, err := store.Open(filepath.Join(cfg.Repo, "store"), StoreOptions(log.With("component", "store"), graph))
+	views := NewViews(&keys)
+	st, err := store.Open(filepath.Join(cfg.Repo, "store"), StoreOptions(log.With("component", "store"), graph, views.Indexers()...))
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
 			return nil, fmt.Errorf("open repo %s: %w: %w", cfg.Repo, ErrRepoLocked, err)
 		}
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	n := &Node{cfg: cfg, log: log, now: now, caps: caps, store: st, graph: graph, ready: make(chan struct{})}
+	n := &Node{cfg: cfg, log: log, now: now, caps: caps, keys: keys, store: st, graph: graph, views: views, ready: make(chan struct{})}
 	n.limits = opts.Limits
 	n.limits.budget = muxrpc.NewBudget(cmp.Or(n.limits.BodyBudget, DefaultBodyBudget))
 	fail := func(err error) (*Node, error) {
@@ -132,21 +165,6 @@ func New(opts Options) (*Node, error) {
 		}
 		st.Close()
 		return nil, err
-	}
-	if cfg.Key != "" {
-		n.keys, err = feeds.ReadSecret(cfg.Key)
-		if err != nil {
-			return fail(fmt.Errorf("read key %s: %w", cfg.Key, err))
-		}
-	} else {
-		var created bool
-		n.keys, created, err = feeds.LoadOrCreateSecret(cfg.KeyPath())
-		if err != nil {
-			return fail(fmt.Errorf("secret %s: %w", cfg.KeyPath(), err))
-		}
-		if created {
-			log.Info("created a new identity", "id", n.keys.ID.String(), "secret", cfg.KeyPath())
-		}
 	}
 	n.progress = newSyncProgress(n.keys.ID)
 	if debugEnabled(cfg.DebugListen) {
@@ -182,8 +200,12 @@ func New(opts Options) (*Node, error) {
 		return fail(err)
 	}
 	n.blobs = blobsplugin.New(bs, log.With("component", "blobs"))
+	n.addrs = newAddrBook(cfg.Repo, n.keys.ID)
+	n.sched = newScheduler(n, opts.Sched)
 	// One ingest path; a copy per replication kind, so metrics tell them apart.
-	ing := &replicate.Ingester{W: n.writer, Policy: ebtPolicy{n}, Forks: forkRecorder{n}, Log: log.With("component", "ingest"), Observe: n.metrics.ingested(kindEBT)}
+	ing := &replicate.Ingester{W: n.writer, Policy: ebtPolicy{n}, Forks: forkRecorder{n}, Log: log.With("component", "ingest"),
+		Kept:    func(peer feeds.FeedRef, _ int) { n.sched.received(peer) },
+		Observe: n.metrics.ingested(kindEBT)}
 	legacyIng := *ing
 	legacyIng.Observe = n.metrics.ingested(kindLegacy)
 	n.legacy = &replicate.Legacy{Store: n.store, Ingester: &legacyIng}
@@ -209,10 +231,19 @@ func New(opts Options) (*Node, error) {
 		status.SyncService(n),
 		n.ebt.Service(n.peerOf),
 		friends.Service(n.graph, n.keys.ID, n.cfg.Hops),
+		friends.GraphService(n.graph, n.keys.ID, n.cfg.Hops),
+		types.Service(n.store),
+		links.Service(n.store),
+		query.Service(n.store),
+		about.Service(n.store, n.keys.ID),
+		private.Service(n.store, n.writer, &n.keys),
+		feedstream.Service(n.store),
+		threadsplugin.Service(n.store),
 		n.blobs.Service(),
 		n.contactsService(),
 		n.replicationService(),
 		n.rooms.service(),
+		n.sched.service(),
 	}
 	n.mux = muxrpc.NewMux()
 	isOwner := func(req *muxrpc.Request) bool { return n.isOwner(req.RemoteKey()) }
@@ -292,12 +323,12 @@ func (n *Node) Status() status.Report {
 // StoreOptions are the options a repo's store is opened with: the daemon,
 // offline import and bench/fill all open it with the same indexers, so no
 // writer can leave an index behind the log.
-func StoreOptions(log *slog.Logger, graph *contacts.Graph) store.Options {
+func StoreOptions(log *slog.Logger, graph *contacts.Graph, views ...store.Indexer) store.Options {
 	return store.Options{
 		Logger:       log,
 		CacheSize:    8 << 20,
 		MemTableSize: 4 << 20,
-		Indexers:     []store.Indexer{graph},
+		Indexers:     append([]store.Indexer{graph}, views...),
 		// Message ids hash the author and sequence: the feed writer's
 		// chain check already rules out a repeated id.
 		KeysCoverSequence: true,

@@ -61,6 +61,9 @@ type Ingester struct {
 	// Observe, if set, sees the outcome of every batch (metrics). It must
 	// not block.
 	Observe func(Outcome)
+	// Kept, if set, is told how many messages of a batch from peer were
+	// stored (only when some were).
+	Kept func(peer feeds.FeedRef, n int)
 }
 
 // Outcome counts what happened to one batch.
@@ -117,6 +120,9 @@ func (g *Ingester) ingestBatch(ctx context.Context, peer feeds.FeedRef, only *fe
 	}
 	res := g.W.Add(ctx, msgs)
 	out := Outcome{Kept: len(res.Records), Held: res.Held, Heads: map[feeds.FeedRef]int64{}}
+	if out.Kept > 0 && g.Kept != nil {
+		g.Kept(peer, out.Kept)
+	}
 	held := len(msgs)
 	if res.Err != nil {
 		held = res.Failed
