@@ -51,6 +51,10 @@ type Config struct {
 	// (rooms2 "tunneled authentication"): "followed" (default) or
 	// "anyone", --tunnel-accept, SSB_TUNNEL_ACCEPT.
 	TunnelAccept string `toml:"tunnel-accept"`
+	// MaxOutgoing bounds the connections the scheduler dials by itself
+	// (followed peers, pubs, room attendants), --max-outgoing,
+	// SSB_MAX_OUTGOING; 0: none (only --peers, remembered peers and rooms).
+	MaxOutgoing int `toml:"max-outgoing"`
 	// DebugListen is the address of the debug HTTP listener (Prometheus
 	// /metrics and /debug/pprof), --debug-listen, SSB_DEBUG_LISTEN;
 	// "" or "off" (the default): none. Only a loopback address is
@@ -58,10 +62,6 @@ type Config struct {
 	// SSB_DEBUG_LISTEN_PUBLIC).
 	DebugListen       string `toml:"debug-listen"`
 	DebugListenPublic bool   `toml:"debug-listen-public"`
-	// MaxOutgoing bounds the connections the scheduler dials by itself
-	// (followed peers, pubs, room attendants), --max-outgoing,
-	// SSB_MAX_OUTGOING; 0: none (only --peers, remembered peers and rooms).
-	MaxOutgoing int `toml:"max-outgoing"`
 
 	// Sources says where each setting (by its config.toml key) came from,
 	// e.g. "/home/me/.ssb-go/config.toml", "environment SSB_HOPS" or

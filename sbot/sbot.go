@@ -55,6 +55,8 @@ type Options struct {
 	Limits PeerLimits
 	// Sched tunes the connection scheduler (zero: defaults).
 	Sched SchedOptions
+	// Network carries the net: transport (nil: the OS's TCP).
+	Network Network
 }
 
 // Node is a running SSB daemon.
@@ -70,6 +72,7 @@ type Node struct {
 	writer *feedlog.Log
 	ebt    *ebt.Replicator
 	legacy *replicate.Legacy
+	ingest [2]*replicate.Ingester // EBT, legacy: one ingest path, counted per kind
 	// graph is the follow/block graph, a persisted index of the store.
 	graph *contacts.Graph
 	// views are the query indexes (by type, links, about, threads, private).
@@ -88,6 +91,7 @@ type Node struct {
 	dialers   map[string]dialer
 	ready     chan struct{}
 	limits    PeerLimits
+	network   Network
 	// progress logs replication progress while messages arrive.
 	progress *syncProgress
 	started  time.Time
@@ -158,6 +162,7 @@ func New(opts Options) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: log, now: now, caps: caps, keys: keys, store: st, graph: graph, views: views, ready: make(chan struct{})}
 	n.limits = opts.Limits
+	n.network = cmp.Or[Network](opts.Network, tcpNetwork{})
 	n.limits.budget = muxrpc.NewBudget(cmp.Or(n.limits.BodyBudget, DefaultBodyBudget))
 	fail := func(err error) (*Node, error) {
 		if n.writer != nil {
@@ -202,13 +207,15 @@ func New(opts Options) (*Node, error) {
 	n.blobs = blobsplugin.New(bs, log.With("component", "blobs"))
 	n.addrs = newAddrBook(cfg.Repo, n.keys.ID)
 	n.sched = newScheduler(n, opts.Sched)
-	// One ingest path; a copy per replication kind, so metrics tell them apart.
+	// One ingest path; one Ingester per replication kind, so metrics and
+	// counts tell them apart.
+	kept := func(peer feeds.FeedRef, _ int) { n.sched.received(peer) }
 	ing := &replicate.Ingester{W: n.writer, Policy: ebtPolicy{n}, Forks: forkRecorder{n}, Log: log.With("component", "ingest"),
-		Kept:    func(peer feeds.FeedRef, _ int) { n.sched.received(peer) },
-		Observe: n.metrics.ingested(kindEBT)}
-	legacyIng := *ing
-	legacyIng.Observe = n.metrics.ingested(kindLegacy)
-	n.legacy = &replicate.Legacy{Store: n.store, Ingester: &legacyIng}
+		Kept: kept, Observe: n.metrics.ingested(kindEBT)}
+	legacyIng := &replicate.Ingester{W: n.writer, Policy: ebtPolicy{n}, Forks: forkRecorder{n}, Log: log.With("component", "ingest"),
+		Kept: kept, Observe: n.metrics.ingested(kindLegacy)}
+	n.legacy = &replicate.Legacy{Store: n.store, Ingester: legacyIng}
+	n.ingest = [2]*replicate.Ingester{ing, legacyIng}
 	n.ebt = ebt.New(n.store, blockFilter{n, ing}, ebtPolicy{n}, log.With("component", "ebt"))
 	n.ebt.Drop = n.drop
 	n.ebt.Sent = n.metrics.sentBy(kindEBT)

@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/cask-ssb/cask/feeds"
 	"github.com/cask-ssb/cask/feeds/classic"
@@ -58,12 +59,25 @@ type Ingester struct {
 	Policy Policy
 	Forks  ForkRecorder // optional
 	Log    *slog.Logger
-	// Observe, if set, sees the outcome of every batch (metrics). It must
-	// not block.
-	Observe func(Outcome)
 	// Kept, if set, is told how many messages of a batch from peer were
 	// stored (only when some were).
 	Kept func(peer feeds.FeedRef, n int)
+	// Observe, if set, sees the outcome of every batch (metrics). It must
+	// not block.
+	Observe func(Outcome)
+
+	kept, held, refused atomic.Int64
+}
+
+// Stats count the messages every batch so far brought: stored, held
+// already (duplicates: another peer sent them first) and refused.
+type Stats struct {
+	Kept, Held, Refused int64
+}
+
+// Stats returns the counts since the Ingester was made.
+func (g *Ingester) Stats() Stats {
+	return Stats{Kept: g.kept.Load(), Held: g.held.Load(), Refused: g.refused.Load()}
 }
 
 // Outcome counts what happened to one batch.
@@ -142,10 +156,13 @@ func (g *Ingester) ingestBatch(ctx context.Context, peer feeds.FeedRef, only *fe
 			g.Forks.RecordFork(m.Author, m.Sequence, peer, bad.Error())
 		}
 	}
+	g.kept.Add(int64(out.Kept))
+	g.held.Add(int64(out.Held))
 	if bad == nil {
 		return out, nil
 	}
 	out.Refused = len(raw) - out.Kept - out.Held
+	g.refused.Add(int64(out.Refused))
 	if g.Log != nil {
 		g.Log.Warn("refused a message from peer; kept the valid messages before it, dropped the rest and the peer",
 			"peer", peer.String(), "kept", out.Kept, "held", out.Held, "refused", out.Refused, "fork", errors.Is(bad, feedlog.ErrFork), "err", bad)
