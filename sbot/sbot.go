@@ -172,6 +172,7 @@ func New(opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.progress = newSyncProgress(n.keys.ID)
+	n.progress.sync = func() status.Sync { s, _ := n.syncProgress(); return s }
 	if debugEnabled(cfg.DebugListen) {
 		n.metrics = newMetrics(n)
 	}
