@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -17,11 +18,18 @@ import (
 	"github.com/cask-ssb/cask/room"
 )
 
-// startWebRoom runs a room with its web side on 127.0.0.1 (plain HTTP).
+// startWebRoom runs a room with its web side on 127.0.0.1 (plain HTTP;
+// its --domain is that address, so its links can be followed).
 func startWebRoom(t *testing.T, mode string) (*room.Server, string) {
 	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpAddr := l.Addr().String()
+	l.Close()
 	cfg := room.Defaults(t.TempDir())
-	cfg.Listen, cfg.HTTPListen, cfg.DebugListen = "127.0.0.1:0", "127.0.0.1:0", "off"
+	cfg.Listen, cfg.HTTPListen, cfg.DebugListen, cfg.Domain = "127.0.0.1:0", httpAddr, "off", httpAddr
 	cfg.Mode, cfg.LinkScheme, cfg.KeepAlive = mode, "http", 5*time.Second
 	s, err := room.New(room.Options{Config: cfg, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -44,7 +52,7 @@ func startWebRoom(t *testing.T, mode string) (*room.Server, string) {
 			t.Error("room did not stop within 15 s")
 		}
 	})
-	return s, "http://" + s.HTTPAddr()
+	return s, "http://" + httpAddr
 }
 
 func httpGet(t *testing.T, c *http.Client, u string) (*http.Response, string) {
@@ -115,6 +123,35 @@ func TestRoomSignIn(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Request.URL.Path != "/dashboard" {
 		t.Fatalf("client-initiated sign-in: %d at %s", resp.StatusCode, resp.Request.URL)
 	}
+
+	// The admin makes an invite on the dashboard; a new daemon claims it
+	// with sbot invite accept and is a member.
+	_, page = httpGet(t, b2, base+"/dashboard/invites")
+	tok := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(page)
+	if tok == nil {
+		t.Fatal("no csrf token on the invites page")
+	}
+	resp, err = b2.PostForm(base+"/dashboard/invites/create", url.Values{"csrf": {tok[1]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	inv := regexp.MustCompile(`id="new-invite-link" type="text" readonly value="([^"]+)"`).FindStringSubmatch(string(created))
+	if resp.StatusCode != 200 || inv == nil {
+		t.Fatalf("create invite on the dashboard: %d", resp.StatusCode)
+	}
+	invite := strings.ReplaceAll(inv[1], "&amp;", "&")
+	newRepo := t.TempDir()
+	nd := startDaemon(t, newRepo, "--listen", "off")
+	run(t, "", "invite", "accept", "--repo", newRepo, invite)
+	if _, ok, err := r.DB().Role(context.Background(), mustID(t, nd.id)); err != nil || !ok {
+		t.Fatalf("after sbot invite accept %s: member=%v, %v", invite, ok, err)
+	}
+	eventually(t, "the new member to be an attendant", func() bool {
+		_, ok := r.Attendants().Lookup(mustID(t, nd.id))
+		return ok
+	})
 
 	// Sign out everywhere.
 	run(t, "", "room", "signout", "--repo", repo, r.ID().String())
