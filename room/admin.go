@@ -9,6 +9,7 @@ import (
 
 	"github.com/cask-ssb/cask/feeds"
 	"github.com/cask-ssb/cask/muxrpc"
+	"github.com/cask-ssb/cask/room/authz"
 	"github.com/cask-ssb/cask/room/roomdb"
 )
 
@@ -16,8 +17,31 @@ import (
 // handshake: whoever can open REPO/socket is the operator).
 func (s *Server) adminServices() *muxrpc.Mux {
 	m := muxrpc.NewMux()
+	// Every call goes through room/authz as the operator (who may do
+	// anything), the same layer the web dashboard and the peers' calls use.
+	acts := map[string]authz.Action{
+		"status": authz.ViewDashboard, "address": authz.ViewDashboard, "members.list": authz.ViewDashboard,
+		"members.add": authz.AddMember, "members.role": authz.ChangeRole, "members.remove": authz.RemoveMember,
+		"invites.create": authz.CreateInvite, "invites.list": authz.ManageInvites, "invites.revoke": authz.ManageInvites,
+		"aliases.list": authz.ViewDashboard, "aliases.revoke": authz.RevokeAnyAlias,
+		"deny.add": authz.ManageDenied, "deny.remove": authz.ManageDenied, "deny.list": authz.ManageDenied,
+		"mode.get": authz.ViewDashboard, "mode.set": authz.SetMode,
+	}
 	reg := func(name string, f func(ctx context.Context, req *muxrpc.Request) (any, error)) {
-		m.RegisterAsync(muxrpc.ParseMethod("admin."+name), f)
+		act, ok := acts[name]
+		if !ok {
+			panic("admin." + name + ": no authz action") // programming error
+		}
+		m.RegisterAsync(muxrpc.ParseMethod("admin."+name), func(ctx context.Context, req *muxrpc.Request) (any, error) {
+			mode, err := s.db.Mode(ctx)
+			if err != nil {
+				return nil, err
+			}
+			if err := authz.Can(authz.Operator, mode, act); err != nil {
+				return nil, err
+			}
+			return f(ctx, req)
+		})
 	}
 	reg("status", func(ctx context.Context, _ *muxrpc.Request) (any, error) { return s.Status(ctx) })
 	reg("address", func(context.Context, *muxrpc.Request) (any, error) { return s.Address(), nil })

@@ -25,18 +25,28 @@ type Config struct {
 	Repo        string `toml:"-"`
 	Key         string `toml:"key"`          // secret file; default REPO/secret
 	Listen      string `toml:"listen"`       // SHS+muxrpc TCP address
-	HTTPListen  string `toml:"http-listen"`  // health page (the web issue fills it); "off" disables
+	HTTPListen  string `toml:"http-listen"`  // the web side (invites, aliases, sign-in, dashboard); "off" disables
 	DebugListen string `toml:"debug-listen"` // Prometheus /metrics; "off" disables
 	Caps        string `toml:"caps"`         // network key, base64
 	Domain      string `toml:"domain"`       // public host name
-	Mode        string `toml:"mode"`         // initial privacy mode (then stored in the database)
-	LogFormat   string `toml:"log-format"`
-	LogLevel    string `toml:"log-level"`
+	TLSCert     string `toml:"tls-cert"`     // serve HTTPS with this certificate (PEM) ...
+	TLSKey      string `toml:"tls-key"`      // ... and key; both or neither
+	// AliasSubdomains serves the page of alias NAME at NAME.DOMAIN too
+	// (needs a wildcard DNS record and certificate).
+	AliasSubdomains bool `toml:"alias-subdomains"`
+	// LinkScheme is the scheme of the web links the room gives out:
+	// "https" unless set. Tests that serve plain HTTP on loopback set
+	// "http"; a real room is always reached over HTTPS.
+	LinkScheme string `toml:"-"`
+	Mode       string `toml:"mode"` // initial privacy mode (then stored in the database)
+	LogFormat  string `toml:"log-format"`
+	LogLevel   string `toml:"log-level"`
 
 	MaxConns          int           `toml:"max-conns"`           // concurrent peer connections
 	MaxAttendants     int           `toml:"max-attendants"`      // concurrent attendants
 	MaxConnsPerIP     int           `toml:"max-conns-per-ip"`    // per remote IP (loopback exempt unless LimitLoopback)
 	MaxTunnelsPerKey  int           `toml:"max-tunnels-per-key"` // open tunnels one origin may hold
+	MaxTunnelsPerIP   int           `toml:"max-tunnels-per-ip"`  // open tunnels originated from one IP (loopback exempt unless LimitLoopback)
 	LimitLoopback     bool          `toml:"limit-loopback"`      // apply per-IP limits to loopback too
 	HandshakeTimeout  time.Duration `toml:"handshake-timeout"`
 	MaxPending        int           `toml:"max-pending"` // concurrent handshakes
@@ -44,8 +54,10 @@ type Config struct {
 	KeepAlive         time.Duration `toml:"keepalive"` // ping interval; a peer silent for 2x this is dropped
 	MaxTunnelBytes    int64         `toml:"max-tunnel-bytes"`
 	MaxTunnelDuration time.Duration `toml:"max-tunnel-duration"`
-	EventQueue        int           `toml:"event-queue"` // attendant events a subscriber may lag behind
-	EventBatch        time.Duration `toml:"event-batch"` // gather attendant events this long before writing
+	TunnelRate        int64         `toml:"tunnel-rate"`  // bytes per second per tunnel and direction, token bucket (0: no limit)
+	TunnelBurst       int64         `toml:"tunnel-burst"` // token bucket size in bytes (0: one second of TunnelRate)
+	EventQueue        int           `toml:"event-queue"`  // attendant events a subscriber may lag behind
+	EventBatch        time.Duration `toml:"event-batch"`  // gather attendant events this long before writing
 
 	// sendBuffer, if set, is SO_SNDBUF of peer connections (tests use a
 	// small one so a peer that never reads blocks the room's writes soon).
@@ -68,6 +80,7 @@ func Defaults(repo string) Config {
 		MaxAttendants:    4096,
 		MaxConnsPerIP:    16,
 		MaxTunnelsPerKey: 32,
+		MaxTunnelsPerIP:  128,
 		HandshakeTimeout: 10 * time.Second,
 		MaxPending:       256,
 		WriteTimeout:     10 * time.Second,
@@ -120,7 +133,7 @@ func (c Config) Validate() error {
 		}
 	}
 	for name, v := range map[string]int{"max-conns": c.MaxConns, "max-attendants": c.MaxAttendants, "max-conns-per-ip": c.MaxConnsPerIP,
-		"max-tunnels-per-key": c.MaxTunnelsPerKey, "max-pending": c.MaxPending, "event-queue": c.EventQueue} {
+		"max-tunnels-per-key": c.MaxTunnelsPerKey, "max-tunnels-per-ip": c.MaxTunnelsPerIP, "max-pending": c.MaxPending, "event-queue": c.EventQueue} {
 		if v <= 0 {
 			errs = append(errs, fmt.Errorf("%s: want a positive number, got %d", name, v))
 		}
@@ -130,11 +143,20 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: want a positive duration, got %s", name, v))
 		}
 	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("tls-cert, tls-key: give both or neither"))
+	}
 	if c.EventBatch < 0 || c.EventBatch > time.Second {
 		errs = append(errs, fmt.Errorf("event-batch: want 0 to 1s, got %s", c.EventBatch))
 	}
 	if c.MaxTunnelBytes < 0 || c.MaxTunnelDuration < 0 {
 		errs = append(errs, errors.New("max-tunnel-bytes, max-tunnel-duration: want 0 (no cap) or positive"))
+	}
+	if c.TunnelRate < 0 || c.TunnelBurst < 0 {
+		errs = append(errs, errors.New("tunnel-rate, tunnel-burst: want 0 (no limit) or a positive number of bytes"))
+	}
+	if c.TunnelBurst > 0 && c.TunnelRate == 0 {
+		errs = append(errs, errors.New("tunnel-burst: set only with tunnel-rate"))
 	}
 	switch c.LogFormat {
 	case "text", "json":

@@ -28,11 +28,13 @@ import (
 	"github.com/cask-ssb/cask/internal/unixsock"
 	"github.com/cask-ssb/cask/muxrpc"
 	"github.com/cask-ssb/cask/plugins/gossip"
+	"github.com/cask-ssb/cask/plugins/httpauth"
 	roomplug "github.com/cask-ssb/cask/plugins/room"
 	"github.com/cask-ssb/cask/plugins/service"
 	"github.com/cask-ssb/cask/plugins/tunnel"
 	"github.com/cask-ssb/cask/plugins/whoami"
 	"github.com/cask-ssb/cask/room/roomdb"
+	"github.com/cask-ssb/cask/room/web"
 	"github.com/cask-ssb/cask/secretstream"
 )
 
@@ -55,6 +57,7 @@ type Server struct {
 	mux     *muxrpc.Mux // peers
 	handler muxrpc.Handler
 	admin   *muxrpc.Mux // the operator, on the unix socket
+	web     *web.Server // the HTTP side: invites, aliases, sign-in, dashboard
 	metrics *metrics
 	rpcLog  *slog.Logger // muxrpc's connection-level log, at debug level
 
@@ -63,6 +66,7 @@ type Server struct {
 	nconns  int
 	perIP   map[string]int
 	tunnels map[feeds.FeedRef]int // open tunnels per origin
+	tunIP   map[string]int        // open tunnels per origin IP
 	addr    string                // listening multiserver address, once serving
 	httpAdr string
 	dbgAdr  string
@@ -89,16 +93,20 @@ func (s *Server) Reload(cfg Config) error {
 	next.MaxConns, next.MaxAttendants, next.MaxConnsPerIP, next.MaxTunnelsPerKey = cfg.MaxConns, cfg.MaxAttendants, cfg.MaxConnsPerIP, cfg.MaxTunnelsPerKey
 	next.LimitLoopback, next.WriteTimeout = cfg.LimitLoopback, cfg.WriteTimeout
 	next.MaxTunnelBytes, next.MaxTunnelDuration = cfg.MaxTunnelBytes, cfg.MaxTunnelDuration
+	next.MaxTunnelsPerIP, next.TunnelRate, next.TunnelBurst = cfg.MaxTunnelsPerIP, cfg.TunnelRate, cfg.TunnelBurst
 	s.lim.Store(&next)
 	s.log.Info("limits reloaded", "max-conns", next.MaxConns, "max-attendants", next.MaxAttendants, "max-conns-per-ip", next.MaxConnsPerIP,
 		"max-tunnels-per-key", next.MaxTunnelsPerKey, "limit-loopback", next.LimitLoopback, "write-timeout", next.WriteTimeout,
-		"max-tunnel-bytes", next.MaxTunnelBytes, "max-tunnel-duration", next.MaxTunnelDuration)
+		"max-tunnel-bytes", next.MaxTunnelBytes, "max-tunnel-duration", next.MaxTunnelDuration,
+		"max-tunnels-per-ip", next.MaxTunnelsPerIP, "tunnel-rate", next.TunnelRate, "tunnel-burst", next.TunnelBurst)
 	return nil
 }
 
 type peerConn struct {
-	id feeds.FeedRef
-	ep *muxrpc.Endpoint
+	id       feeds.FeedRef
+	ep       *muxrpc.Endpoint
+	ip       string // remote IP, for per-IP limits (never shown to peers)
+	loopback bool   // from 127.0.0.1/::1: per-IP limits apply only with --limit-loopback
 }
 
 // New opens the room's identity and database and assembles its services.
@@ -132,12 +140,26 @@ func New(o Options) (*Server, error) {
 		att:     roomplug.NewAttendants(cfg.EventQueue),
 		conns:   make(map[feeds.FeedRef]*peerConn),
 		perIP:   make(map[string]int),
+		tunIP:   make(map[string]int),
 		tunnels: make(map[feeds.FeedRef]int),
 		pending: make(chan struct{}, cfg.MaxPending),
 	}
 	s.lim.Store(&cfg)
 	s.rpcLog = slog.New(quietHandler{log.Handler()})
 	s.metrics = newMetrics(func() float64 { return float64(s.att.Len()) })
+	scheme := cfg.LinkScheme
+	if scheme == "" {
+		scheme = "https"
+	}
+	s.web, err = web.New(web.Options{
+		Room: keys.ID, Domain: cfg.Domain, Scheme: scheme, AliasSubdomains: cfg.AliasSubdomains,
+		Address: s.PublicAddress, Store: db, Peers: roomPeers{s}, Logger: log.With("component", "web"),
+		OnChange: s.enforce,
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	s.mux = s.peerServices()
 	s.handler = s.mux
 	if o.Trace != nil {
@@ -162,26 +184,42 @@ func (s *Server) peerServices() *muxrpc.Mux {
 		panic(err) // two fixed services: a duplicate is a programming error
 	}
 	roomplug.New(roomplug.Options{
-		Room: s.keys.ID, Domain: s.cfg.Domain, Store: s.db, Att: s.att, Logger: s.log, Batch: s.cfg.EventBatch,
+		Room: s.keys.ID, Domain: s.cfg.Domain, AliasSubdomains: s.cfg.AliasSubdomains, Store: s.db, Att: s.att, Logger: s.log, Batch: s.cfg.EventBatch,
 		OnDrop: func(reason string) { s.metrics.drops.WithLabelValues(reason).Inc() },
 	}).Register(m)
+	httpauth.RegisterServer(m, s.web)
 	tunnel.RegisterServer(m, tunnel.ServerOptions{
 		Room: s.keys.ID, Targets: s.att, Logger: s.log,
 		Caps:  func() (int64, time.Duration) { l := s.live(); return l.MaxTunnelBytes, l.MaxTunnelDuration },
+		Rate:  func() (int64, int64) { l := s.live(); return l.TunnelRate, l.TunnelBurst },
 		Hooks: tunnel.Hooks{Open: s.openTunnel, Bytes: func(n int) { s.metrics.bytes.Add(float64(n)) }},
 	})
 	return m
 }
 
-// openTunnel applies the per-key tunnel limit and counts tunnels.
+// openTunnel applies the per-key and per-IP tunnel limits and counts
+// tunnels.
 func (s *Server) openTunnel(origin, _ feeds.FeedRef) (func(), error) {
+	lim := s.live()
 	s.mu.Lock()
-	if s.tunnels[origin] >= s.live().MaxTunnelsPerKey {
+	if s.tunnels[origin] >= lim.MaxTunnelsPerKey {
 		s.mu.Unlock()
 		s.metrics.limits.WithLabelValues("tunnels-per-key").Inc()
-		return nil, fmt.Errorf("room limit: at most %d open tunnels per key", s.live().MaxTunnelsPerKey)
+		return nil, fmt.Errorf("room limit: at most %d open tunnels per key", lim.MaxTunnelsPerKey)
+	}
+	var ip string
+	if pc := s.conns[origin]; pc != nil && (!pc.loopback || lim.LimitLoopback) && pc.ip != "" {
+		ip = pc.ip
+	}
+	if ip != "" && s.tunIP[ip] >= lim.MaxTunnelsPerIP {
+		s.mu.Unlock()
+		s.metrics.limits.WithLabelValues("tunnels-per-ip").Inc()
+		return nil, fmt.Errorf("room limit: at most %d open tunnels per IP address", lim.MaxTunnelsPerIP)
 	}
 	s.tunnels[origin]++
+	if ip != "" {
+		s.tunIP[ip]++
+	}
 	s.mu.Unlock()
 	s.metrics.tunnels.Inc()
 	s.metrics.tunnelsOpen.Inc()
@@ -189,6 +227,11 @@ func (s *Server) openTunnel(origin, _ feeds.FeedRef) (func(), error) {
 		s.mu.Lock()
 		if s.tunnels[origin]--; s.tunnels[origin] <= 0 {
 			delete(s.tunnels, origin)
+		}
+		if ip != "" {
+			if s.tunIP[ip]--; s.tunIP[ip] <= 0 {
+				delete(s.tunIP, ip)
+			}
 		}
 		s.mu.Unlock()
 		s.metrics.tunnelsOpen.Dec()
@@ -255,7 +298,7 @@ func (s *Server) Serve(ctx context.Context, ready func()) error {
 	}
 	var closers []func()
 	closers = append(closers, func() { ul.Close() }, func() { tl.Close() })
-	if hs, err := s.startHTTP(s.cfg.HTTPListen, s.healthHandler(), &s.httpAdr); err != nil {
+	if hs, err := s.startHTTP(s.cfg.HTTPListen, s.httpHandler(), &s.httpAdr); err != nil {
 		closeAll(closers)
 		return err
 	} else if hs != nil {
@@ -322,29 +365,73 @@ func (s *Server) startHTTP(listen string, h http.Handler, record *string) (*http
 	s.mu.Lock()
 	*record = l.Addr().String()
 	s.mu.Unlock()
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	tls := record == &s.httpAdr && s.cfg.TLSCert != ""
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := func() error { return hs.Serve(l) }
+		if tls {
+			serve = func() error { return hs.ServeTLS(l, s.cfg.TLSCert, s.cfg.TLSKey) }
+		}
+		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http server failed", "listen", listen, "err", err)
 		}
 	}()
 	return hs, nil
 }
 
-func (s *Server) healthHandler() http.Handler {
+// httpHandler is everything served on --http-listen: the web side
+// (room/web) and the health check. Other HTTP handlers of the room (the
+// WebSocket transport) mount on this mux too.
+func (s *Server) httpHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintf(w, "ssb room %s: ok\n", s.cfg.Domain)
-	})
+	s.web.Register(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"status":"ok","attendants":%d}`+"\n", s.att.Len())
 	})
 	return mux
 }
+
+// Web is the room's web side.
+func (s *Server) Web() *web.Server { return s.web }
+
+// PublicAddress is the room's multiserver address as the web pages give
+// it: the --domain host with the peer port, never an interface address.
+func (s *Server) PublicAddress() string {
+	s.mu.Lock()
+	addr := s.addr
+	s.mu.Unlock()
+	if addr == "" {
+		return ""
+	}
+	a, err := feeds.ParseAddress(addr)
+	if err != nil {
+		return addr
+	}
+	host := s.cfg.Domain
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	a.Host = host
+	return a.String()
+}
+
+// roomPeers gives the web side the live connections.
+type roomPeers struct{ s *Server }
+
+func (p roomPeers) Endpoint(id feeds.FeedRef) (*muxrpc.Endpoint, bool) {
+	p.s.mu.Lock()
+	defer p.s.mu.Unlock()
+	pc := p.s.conns[id]
+	if pc == nil {
+		return nil, false
+	}
+	return pc.ep, true
+}
+
+func (p roomPeers) Attendants() []feeds.FeedRef { return p.s.att.IDs() }
 
 func (s *Server) listenUnix() (net.Listener, error) {
 	path := s.cfg.SocketPath()
@@ -472,7 +559,7 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	}
 
 	ep := muxrpc.NewEndpoint(ctx, conn, s.handler, muxrpc.Options{RemoteKey: sc.RemoteKey(), Logger: s.rpcLog.With("peer", id.String())})
-	pc := &peerConn{id: id, ep: ep}
+	pc := &peerConn{id: id, ep: ep, ip: ip, loopback: loopback}
 	s.mu.Lock()
 	old := s.conns[id]
 	s.conns[id] = pc

@@ -202,10 +202,6 @@ type connManager struct {
 	peak    int // most peers connected at once (tests)
 	closed  bool
 	wg      sync.WaitGroup // connections, refusals, closes and keepers
-
-	// rememberMu serialises read-modify-write of REPO/peers.json (the
-	// repo lock keeps other processes out).
-	rememberMu sync.Mutex
 }
 
 func newConnManager(n *Node) (*connManager, error) {
@@ -613,6 +609,9 @@ func (m *connManager) dial(ctx context.Context, a feeds.Address) (c *conn, err e
 		return nil, fmt.Errorf("connect %s: transport %q is not supported", a, a.Transport)
 	}
 	raw, remote, err := dial(ctx, a)
+	if ctx.Err() == nil {
+		m.n.addrs.dialled(a, err, m.n.now(), m.n.sched.backoffFn)
+	}
 	if err != nil {
 		m.log.Info("connect failed", "addr", a.String(), "err", err)
 		return nil, fmt.Errorf("connect %s: %w", a, err)

@@ -159,6 +159,7 @@ func (m *connManager) ConnectAddress(ctx context.Context, address string, rememb
 	if a.Key == m.n.keys.ID {
 		return errors.New("connect: that is our own address")
 	}
+	m.n.addrs.setPaused(a.Key, false)
 	if remember {
 		if err := m.rememberPeer(a); err != nil {
 			return err
@@ -215,6 +216,8 @@ func (m *connManager) Disconnect(ctx context.Context, target string, forget bool
 		if err := m.forgetPeer(id); err != nil {
 			return false, err
 		}
+	} else {
+		m.n.addrs.setPaused(id, true) // the scheduler leaves it alone too
 	}
 	return m.dropPeer(id, "disconnected by the owner"), nil
 }
@@ -240,5 +243,6 @@ func (m *connManager) Peers() gossip.Report {
 	}
 	m.mu.Unlock()
 	sort.Slice(r.Configured, func(i, j int) bool { return r.Configured[i].Address < r.Configured[j].Address })
+	r.Known = m.n.sched.report(now)
 	return r
 }

@@ -454,7 +454,7 @@ func TestRememberedPeerRedialled(t *testing.T) {
 	if err := a.conns.ConnectAddress(ctx, legacyAddr(t, b), true); err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(rememberedFile(repo))
+	data, err := os.ReadFile(peersFilePath(repo))
 	if err != nil || !strings.Contains(string(data), tcpAddr(t, b)) {
 		t.Fatalf("peers.json = %s, %v", data, err)
 	}
@@ -480,8 +480,8 @@ func TestRememberedPeerRedialled(t *testing.T) {
 	if rep := a2.conns.Peers(); len(rep.Configured) != 0 {
 		t.Fatalf("configured peers after forget = %+v", rep.Configured)
 	}
-	var r rememberedPeers
-	data, _ = os.ReadFile(rememberedFile(repo))
+	var r peersFile
+	data, _ = os.ReadFile(peersFilePath(repo))
 	if err := json.Unmarshal(data, &r); err != nil || len(r.Peers) != 0 {
 		t.Fatalf("peers.json after forget = %s, %v", data, err)
 	}

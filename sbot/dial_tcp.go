@@ -17,9 +17,14 @@ type dialer func(ctx context.Context, a feeds.Address) (net.Conn, ed25519.Public
 
 // dialTCP dials net: addresses (and the legacy HOST:PORT:@KEY form).
 func (n *Node) dialTCP(ctx context.Context, a feeds.Address) (net.Conn, ed25519.PublicKey, error) {
-	sc, err := secretstream.Dial(ctx, "tcp", a.DialAddr(), secretstream.AppKey(n.caps), n.keys.Private, a.Key.PublicKey())
+	raw, err := n.network.DialContext(ctx, a.DialAddr())
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("dial %s: %w", a.DialAddr(), err)
+	}
+	sc, err := secretstream.Client(ctx, raw, secretstream.AppKey(n.caps), n.keys.Private, a.Key.PublicKey())
+	if err != nil {
+		raw.Close()
+		return nil, nil, fmt.Errorf("handshake with %s: %w", a.DialAddr(), err)
 	}
 	return sc, sc.RemoteKey(), nil
 }

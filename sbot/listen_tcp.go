@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 
 	"github.com/cask-ssb/cask/feeds"
 	"github.com/cask-ssb/cask/secretstream"
@@ -50,7 +51,7 @@ func (n *Node) tcpListener() *listener {
 	return &listener{
 		name: "net",
 		open: func() (net.Listener, error) {
-			raw, err := net.Listen("tcp", addr)
+			raw, err := n.network.Listen(addr)
 			if err != nil {
 				return nil, fmt.Errorf("listen on %s: %w", addr, err)
 			}
@@ -62,6 +63,7 @@ func (n *Node) tcpListener() *listener {
 				Local:     n.keys.Private,
 				Authorize: authorize,
 				Logger:    n.log.With("component", "shs"),
+				Refused:   n.metrics.refused(feeds.TransportNet),
 			})), nil
 		},
 		accepted: func(c net.Conn) (ed25519.PublicKey, string, error) {
@@ -69,11 +71,17 @@ func (n *Node) tcpListener() *listener {
 			if !ok {
 				return nil, "", fmt.Errorf("tcp listener returned a %T", c)
 			}
+			n.metrics.handshake(feeds.TransportNet, "in", "ok")
 			return sc.RemoteKey(), "net:" + c.RemoteAddr().String(), nil
 		},
 		address: func(l net.Listener) string {
-			a := l.Addr().(*net.TCPAddr)
-			return feeds.Address{Host: a.IP.String(), Port: a.Port, Key: n.keys.ID}.String()
+			if a, ok := l.Addr().(*net.TCPAddr); ok {
+				return feeds.Address{Host: a.IP.String(), Port: a.Port, Key: n.keys.ID}.String()
+			}
+			// Another Network (a simulated one): its "host:port".
+			host, port, _ := net.SplitHostPort(l.Addr().String())
+			p, _ := strconv.Atoi(port)
+			return feeds.Address{Host: host, Port: p, Key: n.keys.ID}.String()
 		},
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/cask-ssb/cask/feeds/feedlog"
 	"github.com/cask-ssb/cask/feeds/store"
@@ -55,7 +57,32 @@ func OpenOfflineRead(repo string) (*OfflineStore, error) {
 }
 
 func openOffline(repo string) (*OfflineStore, error) {
-	st, err := store.Open(filepath.Join(repo, "store"), StoreOptions(nil, contacts.New()))
+	return openOfflineWith(repo, nil, nil)
+}
+
+// OpenOfflineReindex opens repo's store offline and rebuilds the indexes
+// named (every index when names is empty) from the log, calling progress
+// (may be nil) after each record.
+func OpenOfflineReindex(repo string, names []string, progress func(done, total int64)) (*OfflineStore, error) {
+	if len(names) == 0 {
+		names = IndexNames()
+	}
+	for _, n := range names {
+		if !slices.Contains(IndexNames(), n) {
+			return nil, fmt.Errorf("reindex: no index named %q (indexes: %s)", n, strings.Join(IndexNames(), ", "))
+		}
+	}
+	return openOfflineWith(repo, names, progress)
+}
+
+func openOfflineWith(repo string, rebuild []string, progress func(done, total int64)) (*OfflineStore, error) {
+	kp, err := repoKeys(repo)
+	if err != nil {
+		return nil, fmt.Errorf("open repo %s: %w", repo, err)
+	}
+	opts := StoreOptions(nil, contacts.New(), NewViews(kp).Indexers()...)
+	opts.Rebuild, opts.RebuildProgress = rebuild, progress
+	st, err := store.Open(filepath.Join(repo, "store"), opts)
 	if errors.Is(err, store.ErrLocked) {
 		return nil, fmt.Errorf("open repo %s: %w: %w", repo, ErrRepoLocked, err)
 	}

@@ -1,122 +1,39 @@
 package sbot
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 
 	"github.com/cask-ssb/cask/feeds"
 )
 
 // Peers added with `sbot connect --remember` are kept in REPO/peers.json
-// and redialled after a restart:
-//
-//	{"peers":[{"address":"net:HOST:PORT~shs:KEY"}]}
+// (the address book's file, addrbook.go) with source "remembered", and
+// redialled after a restart.
 
-// rememberedFile is REPO/peers.json.
-func rememberedFile(repo string) string { return filepath.Join(repo, "peers.json") }
-
-type rememberedPeers struct {
-	Peers []rememberedPeer `json:"peers"`
+// loadRemembered reads the address book and returns the remembered
+// peers' addresses.
+func (m *connManager) loadRemembered() ([]feeds.Address, error) {
+	if err := m.n.addrs.load(); err != nil {
+		return nil, err
+	}
+	return m.n.addrs.withSource(SourceRemembered), nil
 }
 
-type rememberedPeer struct {
-	Address string `json:"address"`
-}
-
-func readRemembered(repo string) (rememberedPeers, error) {
-	var r rememberedPeers
-	data, err := os.ReadFile(rememberedFile(repo))
-	if errors.Is(err, fs.ErrNotExist) {
-		return r, nil
-	}
-	if err != nil {
-		return r, fmt.Errorf("read remembered peers: %w", err)
-	}
-	if err := json.Unmarshal(data, &r); err != nil {
-		return r, fmt.Errorf("read remembered peers %s: %w", rememberedFile(repo), err)
-	}
-	return r, nil
-}
-
-func writeRemembered(repo string, r rememberedPeers) error {
-	data, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	path := rememberedFile(repo)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
-		return fmt.Errorf("write remembered peers: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write remembered peers: %w", err)
+// rememberPeer adds a (replacing an older address of the same peer) and
+// saves the book at once.
+func (m *connManager) rememberPeer(a feeds.Address) error {
+	m.n.addrs.rememberOnly(a)
+	if err := m.n.addrs.save(m.n.now()); err != nil {
+		return fmt.Errorf("remember %s: %w", a, err)
 	}
 	return nil
 }
 
-// loadRemembered returns the remembered peers' addresses.
-func (m *connManager) loadRemembered() ([]feeds.Address, error) {
-	repo := m.n.cfg.Repo
-	m.rememberMu.Lock()
-	defer m.rememberMu.Unlock()
-	r, err := readRemembered(repo)
-	if err != nil {
-		return nil, err
-	}
-	var out []feeds.Address
-	for _, p := range r.Peers {
-		a, err := feeds.ParseAddress(p.Address)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", rememberedFile(repo), err)
-		}
-		out = append(out, a)
-	}
-	return out, nil
-}
-
-// rememberPeer adds a (replacing an older address of the same peer).
-func (m *connManager) rememberPeer(a feeds.Address) error {
-	repo := m.n.cfg.Repo
-	m.rememberMu.Lock()
-	defer m.rememberMu.Unlock()
-	r, err := readRemembered(repo)
-	if err != nil {
-		return err
-	}
-	kept := r.Peers[:0]
-	for _, p := range r.Peers {
-		if old, err := feeds.ParseAddress(p.Address); err == nil && old.Key == a.Key {
-			continue
-		}
-		kept = append(kept, p)
-	}
-	r.Peers = append(kept, rememberedPeer{Address: a.String()})
-	return writeRemembered(repo, r)
-}
-
-// forgetPeer removes every remembered address of id.
+// forgetPeer removes every address of id from the book and saves it.
 func (m *connManager) forgetPeer(id feeds.FeedRef) error {
-	repo := m.n.cfg.Repo
-	m.rememberMu.Lock()
-	defer m.rememberMu.Unlock()
-	r, err := readRemembered(repo)
-	if err != nil {
-		return err
+	m.n.addrs.forget(id)
+	if err := m.n.addrs.save(m.n.now()); err != nil {
+		return fmt.Errorf("forget %s: %w", id, err)
 	}
-	kept := r.Peers[:0]
-	for _, p := range r.Peers {
-		if old, err := feeds.ParseAddress(p.Address); err == nil && old.Key == id {
-			continue
-		}
-		kept = append(kept, p)
-	}
-	if len(kept) == len(r.Peers) {
-		return nil
-	}
-	r.Peers = kept
-	return writeRemembered(repo, r)
+	return nil
 }

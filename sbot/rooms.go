@@ -359,11 +359,15 @@ func (rc *roomClient) dialAttendants(_ context.Context, all bool) {
 			if !all && rc.n.graph.Follows(id, me) && strings.Compare(me.String(), id.String()) > 0 {
 				continue // it follows us too: the smaller key dials first
 			}
+			if !rc.n.sched.reserve() {
+				return // at --max-outgoing
+			}
 			rc.dialing[id] = true
 			a := feeds.Address{Key: id, Portal: roomID, Transport: feeds.TransportTunnel}
 			rc.wg.Add(1)
 			go func() {
 				defer rc.wg.Done()
+				defer rc.n.sched.release()
 				dctx, cancel := context.WithTimeout(life, 30*time.Second)
 				_, err := rc.n.conns.dial(dctx, a)
 				cancel()

@@ -18,16 +18,23 @@ import (
 	"github.com/cask-ssb/cask/feeds/store"
 	"github.com/cask-ssb/cask/indexes/contacts"
 	"github.com/cask-ssb/cask/muxrpc"
+	"github.com/cask-ssb/cask/plugins/about"
 	blobsplugin "github.com/cask-ssb/cask/plugins/blobs"
 	"github.com/cask-ssb/cask/plugins/ebt"
+	"github.com/cask-ssb/cask/plugins/feedstream"
 	"github.com/cask-ssb/cask/plugins/friends"
 	"github.com/cask-ssb/cask/plugins/gossip"
 	"github.com/cask-ssb/cask/plugins/history"
+	"github.com/cask-ssb/cask/plugins/links"
 	"github.com/cask-ssb/cask/plugins/logstream"
+	"github.com/cask-ssb/cask/plugins/private"
 	"github.com/cask-ssb/cask/plugins/publish"
+	"github.com/cask-ssb/cask/plugins/query"
 	"github.com/cask-ssb/cask/plugins/replicate"
 	"github.com/cask-ssb/cask/plugins/service"
 	"github.com/cask-ssb/cask/plugins/status"
+	threadsplugin "github.com/cask-ssb/cask/plugins/threads"
+	"github.com/cask-ssb/cask/plugins/types"
 	"github.com/cask-ssb/cask/plugins/whoami"
 )
 
@@ -46,6 +53,10 @@ type Options struct {
 	Now func() time.Time
 	// Limits bound what one peer connection may cost (zero: defaults).
 	Limits PeerLimits
+	// Sched tunes the connection scheduler (zero: defaults).
+	Sched SchedOptions
+	// Network carries the net: transport (nil: the OS's TCP).
+	Network Network
 }
 
 // Node is a running SSB daemon.
@@ -61,26 +72,36 @@ type Node struct {
 	writer *feedlog.Log
 	ebt    *ebt.Replicator
 	legacy *replicate.Legacy
+	ingest [2]*replicate.Ingester // EBT, legacy: one ingest path, counted per kind
 	// graph is the follow/block graph, a persisted index of the store.
 	graph *contacts.Graph
+	// views are the query indexes (by type, links, about, threads, private).
+	views *Views
 	blobs *blobsplugin.Manager
 	// services are the plugins the node runs: their methods and hooks.
 	services []service.Service
 	// conns owns every connection; listeners and dialers are its
 	// transports, one file per transport and direction.
-	conns     *connManager
-	rooms     *roomClient
+	conns *connManager
+	rooms *roomClient
+	// addrs is the address book (REPO/peers.json); sched dials from it.
+	addrs     *addrBook
+	sched     *scheduler
 	listeners []*listener
 	dialers   map[string]dialer
 	ready     chan struct{}
 	limits    PeerLimits
+	network   Network
 	// progress logs replication progress while messages arrive.
 	progress *syncProgress
 	started  time.Time
+	// metrics are the Prometheus series (nil unless --debug-listen).
+	metrics *metrics
 
-	mu     sync.Mutex
-	listen []string
-	closed bool
+	mu        sync.Mutex
+	listen    []string
+	debugAddr string
+	closed    bool
 }
 
 // New opens the repo and prepares the node; Serve starts the network.
@@ -112,16 +133,36 @@ func New(opts Options) (*Node, error) {
 	}
 	// The store's lock (flock on store/LOCK, with the holder's pid) is the
 	// repo lock: it is taken first, so a second daemon stops here.
+	// The identity is read first: the private index opens box1 messages
+	// with it while the store rebuilds indexes at open.
+	var keys feeds.KeyPair
+	if cfg.Key != "" {
+		keys, err = feeds.ReadSecret(cfg.Key)
+		if err != nil {
+			return nil, fmt.Errorf("read key %s: %w", cfg.Key, err)
+		}
+	} else {
+		var created bool
+		keys, created, err = feeds.LoadOrCreateSecret(cfg.KeyPath())
+		if err != nil {
+			return nil, fmt.Errorf("secret %s: %w", cfg.KeyPath(), err)
+		}
+		if created {
+			log.Info("created a new identity", "id", keys.ID.String(), "secret", cfg.KeyPath())
+		}
+	}
 	graph := contacts.New()
-	st, err := store.Open(filepath.Join(cfg.Repo, "store"), StoreOptions(log.With("component", "store"), graph))
+	views := NewViews(&keys)
+	st, err := store.Open(filepath.Join(cfg.Repo, "store"), StoreOptions(log.With("component", "store"), graph, views.Indexers()...))
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
 			return nil, fmt.Errorf("open repo %s: %w: %w", cfg.Repo, ErrRepoLocked, err)
 		}
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	n := &Node{cfg: cfg, log: log, now: now, caps: caps, store: st, graph: graph, ready: make(chan struct{})}
+	n := &Node{cfg: cfg, log: log, now: now, caps: caps, keys: keys, store: st, graph: graph, views: views, ready: make(chan struct{})}
 	n.limits = opts.Limits
+	n.network = cmp.Or[Network](opts.Network, tcpNetwork{})
 	n.limits.budget = muxrpc.NewBudget(cmp.Or(n.limits.BodyBudget, DefaultBodyBudget))
 	fail := func(err error) (*Node, error) {
 		if n.writer != nil {
@@ -130,22 +171,10 @@ func New(opts Options) (*Node, error) {
 		st.Close()
 		return nil, err
 	}
-	if cfg.Key != "" {
-		n.keys, err = feeds.ReadSecret(cfg.Key)
-		if err != nil {
-			return fail(fmt.Errorf("read key %s: %w", cfg.Key, err))
-		}
-	} else {
-		var created bool
-		n.keys, created, err = feeds.LoadOrCreateSecret(cfg.KeyPath())
-		if err != nil {
-			return fail(fmt.Errorf("secret %s: %w", cfg.KeyPath(), err))
-		}
-		if created {
-			log.Info("created a new identity", "id", n.keys.ID.String(), "secret", cfg.KeyPath())
-		}
-	}
 	n.progress = newSyncProgress(n.keys.ID)
+	if debugEnabled(cfg.DebugListen) {
+		n.metrics = newMetrics(n)
+	}
 	// Every committed message reaches the services' OnAppend hooks (the
 	// services are listed below; nothing is written before New returns).
 	afterCommit := func(msgs []*classic.Message) {
@@ -158,7 +187,11 @@ func New(opts Options) (*Node, error) {
 			}
 		}
 	}
-	n.writer, err = feedlog.New(feedlog.Options{Store: n.store, Keys: &n.keys, Now: now, Logger: log.With("component", "feedlog"), AfterCommit: afterCommit})
+	var observer feedlog.Observer
+	if n.metrics != nil {
+		observer = n.metrics
+	}
+	n.writer, err = feedlog.New(feedlog.Options{Store: n.store, Keys: &n.keys, Now: now, Logger: log.With("component", "feedlog"), AfterCommit: afterCommit, Observer: observer})
 	if err != nil {
 		return fail(err)
 	}
@@ -172,32 +205,53 @@ func New(opts Options) (*Node, error) {
 		return fail(err)
 	}
 	n.blobs = blobsplugin.New(bs, log.With("component", "blobs"))
-	ing := &replicate.Ingester{W: n.writer, Policy: ebtPolicy{n}, Forks: forkRecorder{n}, Log: log.With("component", "ingest")}
-	n.legacy = &replicate.Legacy{Store: n.store, Ingester: ing}
+	n.addrs = newAddrBook(cfg.Repo, n.keys.ID)
+	n.sched = newScheduler(n, opts.Sched)
+	// One ingest path; one Ingester per replication kind, so metrics and
+	// counts tell them apart.
+	kept := func(peer feeds.FeedRef, _ int) { n.sched.received(peer) }
+	ing := &replicate.Ingester{W: n.writer, Policy: ebtPolicy{n}, Forks: forkRecorder{n}, Log: log.With("component", "ingest"),
+		Kept: kept, Observe: n.metrics.ingested(kindEBT)}
+	legacyIng := &replicate.Ingester{W: n.writer, Policy: ebtPolicy{n}, Forks: forkRecorder{n}, Log: log.With("component", "ingest"),
+		Kept: kept, Observe: n.metrics.ingested(kindLegacy)}
+	n.legacy = &replicate.Legacy{Store: n.store, Ingester: legacyIng}
+	n.ingest = [2]*replicate.Ingester{ing, legacyIng}
 	n.ebt = ebt.New(n.store, blockFilter{n, ing}, ebtPolicy{n}, log.With("component", "ebt"))
 	n.ebt.Drop = n.drop
 	n.ebt.Clocks = n.store // peers' clocks between sessions (request skipping)
+	n.ebt.Sent = n.metrics.sentBy(kindEBT)
 	if n.conns, err = newConnManager(n); err != nil {
 		return fail(err)
 	}
 	n.listeners = n.transports()
 	n.dialers = map[string]dialer{"": n.dialTCP, feeds.TransportNet: n.dialTCP, feeds.TransportTunnel: n.dialTunnel}
+	n.dialers = n.metrics.countDials(n.dialers)
 	n.rooms = newRoomClient(n)
 
 	n.services = []service.Service{
 		whoami.Service(n.keys.ID),
 		gossip.PingService(gossip.Options{Now: n.now}),
 		gossip.Service(n.conns),
-		history.Service(n.store),
+		history.ServiceWith(n.store, history.Hooks{SentToPeer: n.metrics.sentBy(kindLegacy)}),
 		logstream.Service(n.store),
 		publish.Service(n.writer),
 		status.Service(n),
+		status.SyncService(n),
 		n.ebt.Service(n.peerOf),
 		friends.Service(n.graph, n.keys.ID, n.cfg.Hops),
+		friends.GraphService(n.graph, n.keys.ID, n.cfg.Hops),
+		types.Service(n.store),
+		links.Service(n.store),
+		query.Service(n.store),
+		about.Service(n.store, n.keys.ID),
+		private.Service(n.store, n.writer, &n.keys),
+		feedstream.Service(n.store),
+		threadsplugin.Service(n.store),
 		n.blobs.Service(),
 		n.contactsService(),
 		n.replicationService(),
 		n.rooms.service(),
+		n.sched.service(),
 	}
 	n.mux = muxrpc.NewMux()
 	isOwner := func(req *muxrpc.Request) bool { return n.isOwner(req.RemoteKey()) }
@@ -252,8 +306,17 @@ func (n *Node) Status() status.Report {
 	n.mu.Lock()
 	r.Listen = append([]string{}, n.listen...)
 	n.mu.Unlock()
+	var byPeer []status.PeerSync
+	r.Sync, byPeer = n.syncProgress()
+	peerSync := make(map[string]*status.PeerSync, len(byPeer))
+	for i := range byPeer {
+		peerSync[byPeer[i].ID] = &byPeer[i]
+	}
 	for _, c := range n.conns.connected() {
 		p := status.Peer{ID: c.id.String(), Address: c.address, Transport: c.transport, Direction: c.direction, Since: c.since.UnixMilli()}
+		if ps := peerSync[p.ID]; ps != nil && ps.Clock {
+			p.Sync = ps
+		}
 		if c.transport == feeds.TransportTunnel {
 			if a, err := feeds.ParseAddress(c.address); err == nil {
 				p.Room = a.Portal.String()
@@ -268,12 +331,12 @@ func (n *Node) Status() status.Report {
 // StoreOptions are the options a repo's store is opened with: the daemon,
 // offline import and bench/fill all open it with the same indexers, so no
 // writer can leave an index behind the log.
-func StoreOptions(log *slog.Logger, graph *contacts.Graph) store.Options {
+func StoreOptions(log *slog.Logger, graph *contacts.Graph, views ...store.Indexer) store.Options {
 	return store.Options{
 		Logger:       log,
 		CacheSize:    8 << 20,
 		MemTableSize: 4 << 20,
-		Indexers:     []store.Indexer{graph},
+		Indexers:     append([]store.Indexer{graph}, views...),
 		// Message ids hash the author and sequence: the feed writer's
 		// chain check already rules out a repeated id.
 		KeysCoverSequence: true,

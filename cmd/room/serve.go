@@ -56,7 +56,17 @@ func dur(set func(*room.Config, time.Duration)) func(*room.Config, string) error
 
 var serveSettings = []setting{
 	{"listen", `TCP address for peers (secret handshake + muxrpc) (default ":8008")`, str(func(c *room.Config, v string) { c.Listen = v })},
-	{"http-listen", `HTTP address (health page for now; "off" disables) (default ":3000")`, str(func(c *room.Config, v string) { c.HTTPListen = v })},
+	{"http-listen", `HTTP address of the web side: invites, alias pages, sign-in with SSB, dashboard ("off" disables) (default ":3000")`, str(func(c *room.Config, v string) { c.HTTPListen = v })},
+	{"tls-cert", "serve HTTPS with this certificate (PEM file; with --tls-key); without it, plain HTTP for a TLS reverse proxy", str(func(c *room.Config, v string) { c.TLSCert = v })},
+	{"tls-key", "the private key (PEM file) of --tls-cert", str(func(c *room.Config, v string) { c.TLSKey = v })},
+	{"alias-subdomains", "also serve alias pages at https://NAME.DOMAIN and give out those URLs (true/false) (default false)", func(c *room.Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("want true or false, got %q", v)
+		}
+		c.AliasSubdomains = b
+		return nil
+	}},
 	{"debug-listen", `Prometheus /metrics address ("off" disables) (default "127.0.0.1:6060")`, str(func(c *room.Config, v string) { c.DebugListen = v })},
 	{"caps", "network key (secret-handshake app key), base64 (default: the SSB main network)", str(func(c *room.Config, v string) { c.Caps = v })},
 	{"key", "secret file (default REPO/secret, created on first start)", str(func(c *room.Config, v string) { c.Key = v })},
@@ -68,6 +78,7 @@ var serveSettings = []setting{
 	{"max-attendants", "maximum attendants (default 4096)", num(func(c *room.Config, n int64) { c.MaxAttendants = int(n) })},
 	{"max-conns-per-ip", "maximum connections from one IP address (default 16)", num(func(c *room.Config, n int64) { c.MaxConnsPerIP = int(n) })},
 	{"max-tunnels-per-key", "maximum open tunnels one peer may originate (default 32)", num(func(c *room.Config, n int64) { c.MaxTunnelsPerKey = int(n) })},
+	{"max-tunnels-per-ip", "maximum open tunnels originated from one IP address; loopback exempt unless --limit-loopback (default 128)", num(func(c *room.Config, n int64) { c.MaxTunnelsPerIP = int(n) })},
 	{"limit-loopback", "apply per-IP limits to loopback addresses too (true/false) (default false)", func(c *room.Config, v string) error {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -82,6 +93,8 @@ var serveSettings = []setting{
 	{"keepalive", "ping a silent peer after this long; drop it after twice this (default 20s)", dur(func(c *room.Config, d time.Duration) { c.KeepAlive = d })},
 	{"max-tunnel-bytes", "end a tunnel after this many bytes (0 = no cap) (default 0)", num(func(c *room.Config, n int64) { c.MaxTunnelBytes = n })},
 	{"max-tunnel-duration", "end a tunnel after this long (0 = no cap) (default 0)", dur(func(c *room.Config, d time.Duration) { c.MaxTunnelDuration = d })},
+	{"tunnel-rate", "bytes per second each tunnel may carry in each direction, token bucket (0 = no limit) (default 0)", num(func(c *room.Config, n int64) { c.TunnelRate = n })},
+	{"tunnel-burst", "token bucket size in bytes for --tunnel-rate (default: one second of the rate)", num(func(c *room.Config, n int64) { c.TunnelBurst = n })},
 	{"event-batch", "gather attendant events this long before writing them to a subscriber (default 20ms)", dur(func(c *room.Config, d time.Duration) { c.EventBatch = d })},
 	{"event-queue", "attendant events a subscriber may lag behind before it is dropped (default 4096)", num(func(c *room.Config, n int64) { c.EventQueue = int(n) })},
 }
@@ -206,5 +219,6 @@ write-timeout, tunnel caps) without a restart.`,
 		cmd.Flags().String(s.flag, "", s.usage+" (env "+s.env()+")")
 	}
 	cmd.Flags().Lookup("limit-loopback").NoOptDefVal = "true"
+	cmd.Flags().Lookup("alias-subdomains").NoOptDefVal = "true"
 	return cmd
 }

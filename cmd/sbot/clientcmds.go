@@ -266,6 +266,13 @@ func addClientCmds(root *cobra.Command) {
 		}
 		return nil
 	}, func(cmd *cobra.Command, args []string, ctx context.Context, c *client.Client, enc *jsonOut) error {
+		if recps, _ := cmd.Flags().GetStringSlice("recps"); len(recps) > 0 {
+			out, err := c.PrivatePublish(ctx, content, recps)
+			if err != nil {
+				return err
+			}
+			return enc.Encode(out)
+		}
 		out, err := c.Publish(ctx, content)
 		if err != nil {
 			return err
@@ -277,8 +284,18 @@ func addClientCmds(root *cobra.Command) {
 		if err != nil {
 			return prefixed("publish", err)
 		}
+		recps, _ := cmd.Flags().GetStringSlice("recps")
+		for _, r := range recps {
+			if _, err := feeds.ParseFeedRef(r); err != nil {
+				return usageErr("publish: --recps: %q is not a feed id (@….ed25519)", r)
+			}
+		}
+		if len(recps) > 7 {
+			return usageErr("publish: --recps: %d recipients; a private message has at most 7, ourselves included", len(recps))
+		}
 		return nil
 	}
+	pub.Flags().StringSlice("recps", nil, "publish privately (box1) to these feeds, comma-separated; we are always a recipient too (up to 7 in all)")
 	pub.Flags().String("type", "", "content type (with --text: a post-like message {type, text}; default post)")
 	pub.Flags().String("text", "", "text of the message (required with --type)")
 

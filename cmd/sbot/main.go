@@ -94,7 +94,9 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newVerifyCmd(), newImportCmd(), newVersionCmd())
 	addServeCmd(root)
 	addClientCmds(root)
+	addQueryCmds(root)
 	addBlobCmds(root)
+	addSyncCmd(root)
 	usageArgs(root)
 	return root
 }

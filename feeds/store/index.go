@@ -96,23 +96,30 @@ func checkIndexers(ixs []Indexer) error {
 	return nil
 }
 
-// openIndexes rebuilds the indexers whose stored version differs, then
-// loads every indexer's persisted state.
+// openIndexes rebuilds the indexers whose stored version differs (or
+// that Options.Rebuild names), all in one pass over the log, then loads
+// every indexer's persisted state.
 func (s *Store) openIndexes() error {
+	var stale []Indexer
+	var stored []string
 	for _, ix := range s.indexers {
 		vers, err := s.getSeqValue(indexVersionKey(ix.Name()), "index "+ix.Name()+" version")
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return err
 		}
-		if err == nil && uint64(vers) == ix.Version() {
+		if err == nil && uint64(vers) == ix.Version() && !s.rebuild[ix.Name()] {
 			continue
 		}
-		stored := "none"
+		st := "none"
 		if err == nil {
-			stored = fmt.Sprint(vers)
+			st = fmt.Sprint(vers)
 		}
-		if err := s.rebuildIndex(ix, stored); err != nil {
-			return fmt.Errorf("rebuild index %s: %w", ix.Name(), err)
+		stale = append(stale, ix)
+		stored = append(stored, st)
+	}
+	if len(stale) > 0 {
+		if err := s.rebuildIndexes(stale, stored); err != nil {
+			return err
 		}
 	}
 	for _, ix := range s.indexers {
@@ -130,43 +137,59 @@ func (s *Store) openIndexes() error {
 	return nil
 }
 
-// rebuildIndex deletes ix's keys and stages every log record into it, in
-// batches; the version key is written last, so a crash during a rebuild
-// leads to another rebuild at the next Open.
-func (s *Store) rebuildIndex(ix Indexer, stored string) error {
-	name := ix.Name()
+// rebuildIndexes deletes the keys of ixs and stages every log record into
+// each of them, in batches, in one pass over the log; the version keys are
+// written last, so a crash during a rebuild leads to another rebuild at
+// the next Open.
+func (s *Store) rebuildIndexes(ixs []Indexer, stored []string) error {
+	names := make([]string, len(ixs))
+	for i, ix := range ixs {
+		names[i] = ix.Name()
+		s.log.Info("rebuilding index", "index", ix.Name(), "stored_version", stored[i], "version", ix.Version(), "records", s.lastSeq.Load())
+	}
 	total := s.lastSeq.Load()
 	start := time.Now()
-	s.log.Info("rebuilding index", "index", name, "stored_version", stored, "version", ix.Version(), "records", total)
-	prefix := indexPrefix(name)
-	if err := s.db.DeleteRange(prefix, prefixEnd(prefix), pebble.Sync); err != nil {
-		return fmt.Errorf("delete old keys: %w", err)
-	}
-	ix.Reset()
+	writers := make([]*IndexWriter, len(ixs))
 	b := s.db.NewBatch()
-	w := &IndexWriter{b: b, prefix: prefix}
+	defer func() { b.Close() }()
+	for i, ix := range ixs {
+		prefix := indexPrefix(ix.Name())
+		if err := s.db.DeleteRange(prefix, prefixEnd(prefix), pebble.Sync); err != nil {
+			return fmt.Errorf("rebuild index %s: delete old keys: %w", ix.Name(), err)
+		}
+		ix.Reset()
+		writers[i] = &IndexWriter{b: b, prefix: prefix}
+	}
+	abort := func() {
+		for _, ix := range ixs {
+			ix.Abort()
+		}
+	}
 	inBatch := 0
 	flush := func(sync *pebble.WriteOptions) error {
 		if err := s.db.Apply(b, sync); err != nil {
-			ix.Abort()
-			return fmt.Errorf("write: %w", err)
+			abort()
+			return fmt.Errorf("rebuild indexes %v: write: %w", names, err)
 		}
-		ix.Commit()
+		for _, ix := range ixs {
+			ix.Commit()
+		}
 		b.Reset()
 		inBatch = 0
 		return nil
 	}
-	defer func() { b.Close() }()
 	lastLog := time.Now()
 	var done int64
 	for rec, err := range s.Log(context.Background(), LogQuery{Old: true}) {
 		if err != nil {
-			ix.Abort()
-			return err
+			abort()
+			return fmt.Errorf("rebuild indexes %v: %w", names, err)
 		}
-		if err := ix.Stage(w, &rec); err != nil {
-			ix.Abort()
-			return fmt.Errorf("record %d: %w", rec.Seq, err)
+		for i, ix := range ixs {
+			if err := ix.Stage(writers[i], &rec); err != nil {
+				abort()
+				return fmt.Errorf("rebuild index %s: record %d: %w", ix.Name(), rec.Seq, err)
+			}
 		}
 		done++
 		inBatch++
@@ -175,18 +198,25 @@ func (s *Store) rebuildIndex(ix Indexer, stored string) error {
 				return err
 			}
 		}
+		if s.progress != nil {
+			s.progress(done, total)
+		}
 		if time.Since(lastLog) >= rebuildLogPeriod {
 			lastLog = time.Now()
-			s.log.Info("rebuilding index", "index", name, "done", done, "records", total,
+			s.log.Info("rebuilding indexes", "indexes", names, "done", done, "records", total,
 				"percent", fmt.Sprintf("%.1f", 100*float64(done)/float64(max(total, 1))))
 		}
 	}
-	if err := b.Set(indexVersionKey(name), u64(int64(ix.Version())), nil); err != nil {
-		return fmt.Errorf("stage version: %w", err)
+	for _, ix := range ixs {
+		if err := b.Set(indexVersionKey(ix.Name()), u64(int64(ix.Version())), nil); err != nil {
+			return fmt.Errorf("rebuild index %s: stage version: %w", ix.Name(), err)
+		}
 	}
 	if err := flush(pebble.Sync); err != nil {
 		return err
 	}
-	s.log.Info("index rebuilt", "index", name, "records", done, "took", time.Since(start).Round(time.Millisecond))
+	for _, ix := range ixs {
+		s.log.Info("index rebuilt", "index", ix.Name(), "records", done, "took", time.Since(start).Round(time.Millisecond))
+	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -46,6 +47,12 @@ type Options struct {
 	// by-key lookup per record (a quarter of the CPU of replication in
 	// profiles). Repeats within one call are still refused.
 	KeysCoverSequence bool
+	// Rebuild names indexers that Open rebuilds from the log even when
+	// their stored version is current (sbot reindex).
+	Rebuild []string
+	// RebuildProgress, when set, is called after each record staged by a
+	// rebuild at Open with the records done and the log's length.
+	RebuildProgress func(done, total int64)
 }
 
 // Store is an open message store. All methods are safe for concurrent use.
@@ -56,6 +63,8 @@ type Store struct {
 	lock *dirLock
 
 	indexers     []Indexer
+	rebuild      map[string]bool
+	progress     func(done, total int64)
 	keysCoverSeq bool
 	writeMu      sync.Mutex    // serializes Append
 	writer       *groupWriter  // guarded by writeMu
@@ -92,6 +101,8 @@ func Open(dir string, opts Options) (*Store, error) {
 		log:          logger,
 		lock:         lk,
 		indexers:     opts.Indexers,
+		rebuild:      map[string]bool{},
+		progress:     opts.RebuildProgress,
 		keysCoverSeq: opts.KeysCoverSequence,
 		quit:         make(chan struct{}),
 		heads:        make(map[feeds.FeedRef]FeedLatest),
@@ -106,6 +117,13 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := checkIndexers(s.indexers); err != nil {
 		lk.release()
 		return nil, fmt.Errorf("open store at %s: %w", dir, err)
+	}
+	for _, name := range opts.Rebuild {
+		if !slices.ContainsFunc(s.indexers, func(ix Indexer) bool { return ix.Name() == name }) {
+			lk.release()
+			return nil, fmt.Errorf("open store at %s: rebuild: no index named %q", dir, name)
+		}
+		s.rebuild[name] = true
 	}
 	po := &pebble.Options{
 		CacheSize:          opts.CacheSize,

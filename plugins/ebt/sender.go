@@ -149,6 +149,9 @@ func (s *session) write(v []byte) error {
 		return err
 	}
 	s.r.stats.messages.Add(1)
+	if s.r.Sent != nil {
+		s.r.Sent(1)
+	}
 	return nil
 }
 

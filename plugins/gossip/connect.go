@@ -21,7 +21,8 @@ type Connector interface {
 	// remembered peer is not redialled until the owner connects to it
 	// again; forget also removes it from the remembered ones.
 	Disconnect(ctx context.Context, target string, forget bool) (bool, error)
-	// Peers reports connected and configured peers.
+	// Peers reports connected and configured peers, and the known
+	// addresses.
 	Peers() Report
 }
 
@@ -29,6 +30,28 @@ type Connector interface {
 type Report struct {
 	Connected  []Connected  `json:"connected"`
 	Configured []Configured `json:"configured"`
+	Known      []Known      `json:"known"`
+}
+
+// Known is one address of the daemon's address book.
+type Known struct {
+	Address string `json:"address"`
+	ID      string `json:"id"`
+	// Sources say where the address comes from: "config", "remembered",
+	// "pub", "room" (an attendant), "seen" (dialled successfully before).
+	Sources []string `json:"sources"`
+	// State is "connected", "dialling", "backoff", "ready" (dialled when
+	// a slot is free), "standby" (not followed, and no feed is missing),
+	// "paused", "blocked", or the keeper's state for a configured,
+	// remembered or room peer.
+	State       string `json:"state"`
+	Followed    bool   `json:"followed"`
+	Failures    int    `json:"failures"`              // in a row
+	Dials       int    `json:"dials"`                 // since the daemon started
+	NextDial    int64  `json:"nextDial,omitempty"`    // ms since epoch, in back-off
+	LastSeen    int64  `json:"lastSeen,omitempty"`    // ms since epoch, last connected
+	LastFailure int64  `json:"lastFailure,omitempty"` // ms since epoch
+	LastError   string `json:"lastError,omitempty"`
 }
 
 // Connected is one live connection with a peer.
@@ -110,6 +133,9 @@ func Service(c Connector) service.Service {
 		}
 		if r.Configured == nil {
 			r.Configured = []Configured{}
+		}
+		if r.Known == nil {
+			r.Known = []Known{}
 		}
 		return r, nil
 	})

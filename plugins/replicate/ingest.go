@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/cask-ssb/cask/feeds"
 	"github.com/cask-ssb/cask/feeds/classic"
@@ -58,6 +59,25 @@ type Ingester struct {
 	Policy Policy
 	Forks  ForkRecorder // optional
 	Log    *slog.Logger
+	// Kept, if set, is told how many messages of a batch from peer were
+	// stored (only when some were).
+	Kept func(peer feeds.FeedRef, n int)
+	// Observe, if set, sees the outcome of every batch (metrics). It must
+	// not block.
+	Observe func(Outcome)
+
+	kept, held, refused atomic.Int64
+}
+
+// Stats count the messages every batch so far brought: stored, held
+// already (duplicates: another peer sent them first) and refused.
+type Stats struct {
+	Kept, Held, Refused int64
+}
+
+// Stats returns the counts since the Ingester was made.
+func (g *Ingester) Stats() Stats {
+	return Stats{Kept: g.kept.Load(), Held: g.held.Load(), Refused: g.refused.Load()}
 }
 
 // Outcome counts what happened to one batch.
@@ -80,6 +100,14 @@ func (g *Ingester) Ingest(ctx context.Context, peer feeds.FeedRef, raw []json.Ra
 // IngestBatch handles a batch of raw message values from peer; with only
 // set, every message must be of that feed (a history stream).
 func (g *Ingester) IngestBatch(ctx context.Context, peer feeds.FeedRef, only *feeds.FeedRef, raw []json.RawMessage) (Outcome, error) {
+	out, err := g.ingestBatch(ctx, peer, only, raw)
+	if g.Observe != nil {
+		g.Observe(out)
+	}
+	return out, err
+}
+
+func (g *Ingester) ingestBatch(ctx context.Context, peer feeds.FeedRef, only *feeds.FeedRef, raw []json.RawMessage) (Outcome, error) {
 	msgs := make([]*classic.Message, 0, len(raw))
 	var bad error
 	allowed := map[feeds.FeedRef]bool{}
@@ -106,6 +134,9 @@ func (g *Ingester) IngestBatch(ctx context.Context, peer feeds.FeedRef, only *fe
 	}
 	res := g.W.Add(ctx, msgs)
 	out := Outcome{Kept: len(res.Records), Held: res.Held, Heads: map[feeds.FeedRef]int64{}}
+	if out.Kept > 0 && g.Kept != nil {
+		g.Kept(peer, out.Kept)
+	}
 	held := len(msgs)
 	if res.Err != nil {
 		held = res.Failed
@@ -125,10 +156,13 @@ func (g *Ingester) IngestBatch(ctx context.Context, peer feeds.FeedRef, only *fe
 			g.Forks.RecordFork(m.Author, m.Sequence, peer, bad.Error())
 		}
 	}
+	g.kept.Add(int64(out.Kept))
+	g.held.Add(int64(out.Held))
 	if bad == nil {
 		return out, nil
 	}
 	out.Refused = len(raw) - out.Kept - out.Held
+	g.refused.Add(int64(out.Refused))
 	if g.Log != nil {
 		g.Log.Warn("refused a message from peer; kept the valid messages before it, dropped the rest and the peer",
 			"peer", peer.String(), "kept", out.Kept, "held", out.Held, "refused", out.Refused, "fork", errors.Is(bad, feedlog.ErrFork), "err", bad)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/cask-ssb/cask/feeds"
 	"github.com/cask-ssb/cask/muxrpc"
+	"github.com/cask-ssb/cask/room/authz"
 	"github.com/cask-ssb/cask/room/roomdb"
 )
 
@@ -37,9 +38,11 @@ type Store interface {
 type Options struct {
 	Room   feeds.FeedRef // the room's own id
 	Domain string        // public host name: metadata name and alias URLs
-	Store  Store
-	Att    *Attendants
-	Logger *slog.Logger
+	// AliasSubdomains: alias URLs are https://NAME.DOMAIN.
+	AliasSubdomains bool
+	Store           Store
+	Att             *Attendants
+	Logger          *slog.Logger
 	// OnDrop is told when a subscriber is disconnected for falling behind
 	// (reason "queue-full"). Optional.
 	OnDrop func(reason string)
@@ -91,12 +94,13 @@ func Caller(req *muxrpc.Request) (feeds.FeedRef, error) {
 	return feeds.FeedRefFromPublicKey(k)
 }
 
-// Errors sent to peers (their messages are what JS clients see).
+// Errors sent to peers (their messages are what JS clients see); the
+// decisions and their texts live in room/authz.
 var (
-	ErrEnumerate      = errors.New("external users are not allowed to enumerate members")
-	ErrAliasesOff     = errors.New("aliases are disabled in restricted mode")
-	ErrMembersOnly    = errors.New("only members can register aliases")
-	ErrRestricted     = errors.New("access restricted to members")
+	ErrEnumerate      = authz.ErrEnumerate
+	ErrAliasesOff     = authz.ErrAliasesOff
+	ErrMembersOnly    = authz.ErrMembersOnly
+	ErrRestricted     = authz.ErrRestricted
 	ErrAttendantsOnly = errors.New("only members can be attendants")
 )
 
@@ -126,46 +130,36 @@ var Classes = map[string]Class{
 // Allowed decides whether a peer may call method in mode: member says
 // whether it is a member (any role). nil means allowed. Denied keys and,
 // in restricted mode, non-members never get a session, so they never get
-// here; for them SessionAllowed decides.
+// here; for them SessionAllowed decides. Both ask room/authz.
 func Allowed(mode roomdb.Mode, member bool, method string) error {
 	c, ok := Classes[method]
 	if !ok {
 		c = ClassUnknown
 	}
+	actor := authz.Actor{}
+	if member {
+		actor.Role = roomdb.RoleMember
+	}
 	switch c {
 	case ClassPublic:
 		return nil
 	case ClassEnumerate:
-		if mode == roomdb.ModeOpen || member {
-			return nil
-		}
-		return ErrEnumerate
+		return authz.Can(actor, mode, authz.Enumerate)
 	case ClassAliasList:
-		if mode != roomdb.ModeRestricted || member {
-			return nil
-		}
-		return ErrEnumerate
+		return authz.Can(actor, mode, authz.ListAliases)
 	case ClassAliasEdit:
-		if mode == roomdb.ModeRestricted {
-			return ErrAliasesOff
-		}
-		if !member {
-			return ErrMembersOnly
-		}
-		return nil
+		return authz.Can(actor, mode, authz.EditAliases)
 	}
 	return muxrpc.NotAllowedError(muxrpc.ParseMethod(method))
 }
 
 // SessionAllowed decides whether a peer gets a muxrpc session at all.
 func SessionAllowed(mode roomdb.Mode, member, denied bool) error {
-	if denied {
-		return errors.New("this key is denied access to the room")
+	actor := authz.Actor{Denied: denied}
+	if member {
+		actor.Role = roomdb.RoleMember
 	}
-	if mode == roomdb.ModeRestricted && !member {
-		return ErrRestricted
-	}
-	return nil
+	return authz.Can(actor, mode, authz.Session)
 }
 
 // check applies Allowed to the caller of req.
@@ -407,6 +401,9 @@ func (p *Plugin) registerAlias(ctx context.Context, req *muxrpc.Request) (any, e
 		return nil, fmt.Errorf("room.registerAlias: %w", err)
 	}
 	p.o.Logger.Info("alias registered", "alias", alias, "owner", id.String())
+	if p.o.AliasSubdomains {
+		return "https://" + alias + "." + p.o.Domain, nil
+	}
 	return AliasURL(p.o.Domain, alias), nil
 }
 

@@ -16,8 +16,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/cask-ssb/cask/feeds"
 	"github.com/cask-ssb/cask/muxrpc"
@@ -48,7 +51,12 @@ type ServerOptions struct {
 	MaxDuration time.Duration
 	// Caps, if set, is asked for MaxBytes and MaxDuration at each tunnel
 	// (limits that can change while the room runs).
-	Caps   func() (maxBytes int64, maxDuration time.Duration)
+	Caps func() (maxBytes int64, maxDuration time.Duration)
+	// Rate, if set, is asked at each tunnel for a token-bucket rate in
+	// bytes per second per direction and its burst in bytes (rate 0: no
+	// limit; burst 0: one second of the rate). A tunnel over its rate is
+	// slowed, not cut: the copy waits, and the sender feels back-pressure.
+	Rate   func() (bytesPerSecond, burst int64)
 	Logger *slog.Logger
 }
 
@@ -155,7 +163,13 @@ func serveConnect(ctx context.Context, o *ServerOptions, req *muxrpc.Request, in
 	}
 	o.Logger.Debug("tunnel opened", "origin", origin.String(), "target", args.Target.String())
 	start := time.Now()
-	n, err := Splice(ctx, in, out, bIn, bOut, o.Hooks.Bytes, maxBytes)
+	so := SpliceOptions{Count: o.Hooks.Bytes, MaxBytes: maxBytes}
+	if o.Rate != nil {
+		if r, b := o.Rate(); r > 0 {
+			so.Rate, so.Burst = r, b
+		}
+	}
+	n, err := Splice(ctx, in, out, bIn, bOut, so)
 	o.Logger.Debug("tunnel closed", "origin", origin.String(), "target", args.Target.String(), "bytes", n, "duration", time.Since(start), "err", err)
 	return nil
 }
@@ -163,13 +177,53 @@ func serveConnect(ctx context.Context, o *ServerOptions, req *muxrpc.Request, in
 // ErrByteCap ends a tunnel that moved more than ServerOptions.MaxBytes.
 var ErrByteCap = errors.New("tunnel: byte limit reached")
 
+// SpliceOptions bound a splice. The zero value copies without limits.
+type SpliceOptions struct {
+	// Count, if not nil, is told of every packet copied (its body length).
+	Count func(int)
+	// MaxBytes > 0 caps the total copied in both directions (ErrByteCap).
+	MaxBytes int64
+	// Rate > 0 limits each direction to Rate bytes per second with a token
+	// bucket of Burst bytes (0: one second of Rate).
+	Rate, Burst int64
+}
+
+// newLimiter returns the token bucket of one direction, or nil.
+func (o SpliceOptions) newLimiter() *rate.Limiter {
+	if o.Rate <= 0 {
+		return nil
+	}
+	burst := o.Burst
+	if burst <= 0 {
+		burst = o.Rate
+	}
+	if burst > math.MaxInt32 {
+		burst = math.MaxInt32
+	}
+	return rate.NewLimiter(rate.Limit(o.Rate), int(burst))
+}
+
+// waitTokens takes n tokens from l, in pieces no larger than its burst (a
+// packet may be larger than the bucket).
+func waitTokens(ctx context.Context, l *rate.Limiter, n int) error {
+	for n > 0 {
+		k := min(n, l.Burst())
+		if err := l.WaitN(ctx, k); err != nil {
+			return err
+		}
+		n -= k
+	}
+	return nil
+}
+
 // Splice copies packets from aIn to bOut and from bIn to aOut, unchanged
 // (body type and bytes), until both directions ended. An end (or error)
 // from one side is passed on to the other; if a side fails or ctx ends,
 // both streams are aborted. Copying waits for the receiving side, so a
-// slow reader slows the sender. It returns the bytes copied. count, if
-// not nil, is told of every packet copied; maxBytes > 0 caps the total.
-func Splice(ctx context.Context, aIn *muxrpc.Source, aOut *muxrpc.Sink, bIn *muxrpc.Source, bOut *muxrpc.Sink, count func(int), maxBytes int64) (int64, error) {
+// slow reader slows the sender, and for the rate limit of o, if any. It
+// returns the bytes copied.
+func Splice(ctx context.Context, aIn *muxrpc.Source, aOut *muxrpc.Sink, bIn *muxrpc.Source, bOut *muxrpc.Sink, o SpliceOptions) (int64, error) {
+	count, maxBytes := o.Count, o.MaxBytes
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -195,6 +249,7 @@ func Splice(ctx context.Context, aIn *muxrpc.Source, aOut *muxrpc.Sink, bIn *mux
 		cancel()
 	}
 	copyDir := func(src *muxrpc.Source, dst *muxrpc.Sink) {
+		lim := o.newLimiter()
 		for {
 			p, err := src.NextPacket(ctx)
 			if err != nil {
@@ -221,6 +276,13 @@ func Splice(ctx context.Context, aIn *muxrpc.Source, aOut *muxrpc.Sink, bIn *mux
 				_ = dst.CloseWithError(err)
 				fail(err)
 				return
+			}
+			if lim != nil {
+				if err := waitTokens(ctx, lim, len(p.Body)); err != nil {
+					_ = dst.CloseWithError(errors.New("tunnel closed"))
+					fail(err)
+					return
+				}
 			}
 			if err := dst.WriteRaw(p.Flag.Type(), p.Body); err != nil {
 				fail(err)

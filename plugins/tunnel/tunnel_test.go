@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -63,4 +64,22 @@ func FuzzParseConnectArgs(f *testing.F) {
 			t.Fatalf("round trip of %q: %+v then %+v, %v", s, a, a2, err)
 		}
 	})
+}
+
+func TestWaitTokensLargerThanBurst(t *testing.T) {
+	// A packet larger than the bucket is paid for in pieces (rate.WaitN
+	// alone refuses n > burst).
+	l := SpliceOptions{Rate: 1 << 20, Burst: 100}.newLimiter()
+	if l.Burst() != 100 {
+		t.Fatalf("burst %d", l.Burst())
+	}
+	if err := waitTokens(context.Background(), l, 5000); err != nil {
+		t.Fatal(err)
+	}
+	if (SpliceOptions{}).newLimiter() != nil {
+		t.Fatal("no rate must mean no limiter")
+	}
+	if l := (SpliceOptions{Rate: 300}).newLimiter(); l.Burst() != 300 {
+		t.Fatalf("default burst %d, want one second of the rate", l.Burst())
+	}
 }

@@ -62,19 +62,3 @@ func VerifyAlias(room, user feeds.FeedRef, alias, signature string) error {
 	}
 	return nil
 }
-
-// MayCreateInvite says whether a member with role (or a non-member, role
-// "") may create invites in mode (protocol.md §8.2): in open mode anyone
-// (the open invite is public), in community mode any member, in restricted
-// mode only admins and moderators. The operator (room admin) always may.
-func MayCreateInvite(mode Mode, role Role) bool {
-	switch mode {
-	case ModeOpen:
-		return true
-	case ModeCommunity:
-		return role != ""
-	case ModeRestricted:
-		return role == RoleAdmin || role == RoleModerator
-	}
-	return false
-}

@@ -140,6 +140,8 @@ var migrations = []string{
 		key   TEXT PRIMARY KEY,
 		value TEXT NOT NULL
 	);`,
+	// 2: web sessions (sessions.go)
+	migrationSessions,
 }
 
 // Open opens (creating if needed) the database at path and applies the

@@ -285,19 +285,3 @@ func FuzzParseInviteCode(f *testing.F) {
 		}
 	})
 }
-
-func TestMayCreateInvite(t *testing.T) {
-	for _, c := range []struct {
-		mode Mode
-		role Role
-		ok   bool
-	}{
-		{ModeOpen, "", true}, {ModeOpen, RoleMember, true},
-		{ModeCommunity, "", false}, {ModeCommunity, RoleMember, true}, {ModeCommunity, RoleModerator, true}, {ModeCommunity, RoleAdmin, true},
-		{ModeRestricted, "", false}, {ModeRestricted, RoleMember, false}, {ModeRestricted, RoleModerator, true}, {ModeRestricted, RoleAdmin, true},
-	} {
-		if got := MayCreateInvite(c.mode, c.role); got != c.ok {
-			t.Errorf("%s/%q: %v, want %v", c.mode, c.role, got, c.ok)
-		}
-	}
-}

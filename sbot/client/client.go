@@ -290,6 +290,10 @@ var maxArgs = map[string]int{
 	"blobs.has": 1, "blobs.size": 1, "blobs.get": 1, "blobs.getSlice": 1,
 	"blobs.want": 1, "blobs.createWants": 0,
 	"gossip.connect": 1, "ebt.clock": 1,
+	"messagesByType": 1, "links": 1, "query.read": 1, "query.explain": 1,
+	"about.socialValue": 1, "about.latestValue": 1, "about.latestValues": 1, "about.socialValues": 1,
+	"friends.get": 1, "friends.hopStream": 1, "private.publish": 2, "private.unbox": 1, "private.read": 1,
+	"latest": 0, "createFeedStream": 1, "threads.thread": 1,
 }
 
 // MaxArgs returns how many arguments method takes, if known.

@@ -1,0 +1,481 @@
+// Package netsim runs many real sbot nodes in one process over a simulated
+// network (network.go: in-memory connections with per-link latency and
+// bandwidth, connection loss, partitions that heal, hosts that go down),
+// drives a workload and a fault schedule drawn from one seed (plan.go),
+// adds hostile nodes (hostile.go), and checks at quiescence that the
+// network converged (check.go).
+//
+// What is deterministic: the Plan (hosts, keys, follow and block graph,
+// link latencies, every publish, stop, kill, restart, partition, loss,
+// dial and attack with its time), hence the set of messages every honest
+// node must hold at the end and the counters derived from the plan. What
+// is not: goroutine scheduling, so the order in which messages arrive, which
+// dials succeed, how many duplicates are sent and the byte counts vary
+// from run to run.
+//
+// It never opens a real socket for peers: nodes listen on the simulated
+// network only (each still has its owner's unix socket in its repo).
+package netsim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cask-ssb/cask/feeds"
+	"github.com/cask-ssb/cask/sbot"
+	"github.com/cask-ssb/cask/sbot/client"
+	"github.com/cask-ssb/cask/secretstream"
+)
+
+// port every simulated node listens on.
+const port = 8008
+
+// node is one honest sbot node: its repo survives restarts.
+type node struct {
+	idx  int
+	name string
+	keys feeds.KeyPair
+	repo string
+	host *Host
+	rnd  *rand.Rand // the node's own choices (drops, losses), in its worker
+
+	mu      sync.Mutex
+	sb      *sbot.Node
+	cli     *client.Client
+	cancel  context.CancelFunc
+	done    chan error
+	pending int // posts due while it was offline
+	seq     atomic.Int64
+}
+
+// Sim is one run of a Plan.
+type Sim struct {
+	plan    *Plan
+	nw      *Network
+	dir     string
+	log     *slog.Logger
+	nodeLog *slog.Logger
+	caps    secretstream.AppKey
+	nodes   []*node
+	hostile []*hostile
+
+	starts, stops, kills, restarts atomic.Int64
+	attacks, dialsTried            atomic.Int64
+	peakHeap                       atomic.Uint64
+
+	errMu sync.Mutex
+	errs  []error
+}
+
+// Options of a Sim besides its Plan.
+type Options struct {
+	// Dir holds the nodes' repos (a test's t.TempDir()).
+	Dir string
+	// Log gets the harness's events; NodeLog every node's log (nil:
+	// discarded).
+	Log, NodeLog *slog.Logger
+}
+
+// New prepares a simulation of p: keys from the seed, one repo per node.
+func New(p *Plan, o Options) (*Sim, error) {
+	s := &Sim{plan: p, dir: o.Dir, log: o.Log, nodeLog: o.NodeLog}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.nodeLog == nil {
+		s.nodeLog = slog.New(slog.DiscardHandler)
+	}
+	caps, err := sbot.Defaults("").CapsKey()
+	if err != nil {
+		return nil, err
+	}
+	s.caps = secretstream.AppKey(caps)
+	s.nw = NewNetwork(p.Link)
+	r := rand.New(rand.NewPCG(p.Config.Seed, 0x6b657973)) // "keys"
+	for i, name := range p.Hosts {
+		seed := make([]byte, 32)
+		for k := range seed {
+			seed[k] = byte(r.IntN(256))
+		}
+		kp, err := feeds.KeyPairFromSeed(seed)
+		if err != nil {
+			return nil, err
+		}
+		if p.Hostile(i) {
+			h, err := newHostile(kp, s.nw.Host(name), s.caps, p.Config.Seed+uint64(i))
+			if err != nil {
+				return nil, err
+			}
+			s.hostile = append(s.hostile, h)
+			continue
+		}
+		repo := filepath.Join(o.Dir, fmt.Sprintf("n%03d", i))
+		if err := os.MkdirAll(repo, 0o700); err != nil {
+			return nil, err
+		}
+		if err := feeds.WriteSecret(filepath.Join(repo, "secret"), kp); err != nil {
+			return nil, fmt.Errorf("node %s: %w", name, err)
+		}
+		s.nodes = append(s.nodes, &node{idx: i, name: name, keys: kp, repo: repo, host: s.nw.Host(name),
+			rnd: rand.New(rand.NewPCG(p.Config.Seed, uint64(i)))})
+	}
+	return s, nil
+}
+
+// Network is the simulated network.
+func (s *Sim) Network() *Network { return s.nw }
+
+// ID is the feed of host i.
+func (s *Sim) ID(i int) feeds.FeedRef {
+	if s.plan.Hostile(i) {
+		return s.hostile[i-s.plan.Config.Nodes].keys.ID
+	}
+	return s.nodes[i].keys.ID
+}
+
+func (s *Sim) fail(err error) {
+	s.errMu.Lock()
+	s.errs = append(s.errs, err)
+	s.errMu.Unlock()
+}
+
+func (s *Sim) address(i int) string {
+	return feeds.Address{Host: s.plan.Hosts[i], Port: port, Key: s.ID(i), Transport: feeds.TransportNet}.String()
+}
+
+// start runs node n's daemon from its repo.
+func (s *Sim) start(n *node) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.sb != nil {
+		return nil
+	}
+	cfg := sbot.Defaults(n.repo)
+	cfg.Listen = fmt.Sprintf("%s:%d", n.name, port)
+	cfg.Hops = s.plan.Config.Hops
+	sb, err := sbot.New(sbot.Options{Config: cfg, Logger: s.nodeLog.With("node", n.name), Network: n.host})
+	if err != nil {
+		return fmt.Errorf("start %s: %w", n.name, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sb.Serve(ctx) }()
+	select {
+	case <-sb.Ready():
+	case err := <-done:
+		cancel()
+		return fmt.Errorf("start %s: %w", n.name, err)
+	}
+	cli, err := client.DialRepo(ctx, n.repo)
+	if err != nil {
+		cancel()
+		<-done
+		return fmt.Errorf("start %s: owner socket: %w", n.name, err)
+	}
+	n.sb, n.cli, n.cancel, n.done = sb, cli, cancel, done
+	s.starts.Add(1)
+	return nil
+}
+
+// stop shuts node n down: cleanly, or killed (the network cuts every
+// connection first, so no peer gets a goodbye).
+func (s *Sim) stop(n *node, kill bool) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.sb == nil {
+		return nil
+	}
+	if kill {
+		s.nw.SetDown(n.name, true)
+		s.kills.Add(1)
+	} else {
+		s.stops.Add(1)
+	}
+	n.cli.Close()
+	n.cancel()
+	err := <-n.done
+	n.sb, n.cli, n.cancel, n.done = nil, nil, nil, nil
+	if err != nil {
+		return fmt.Errorf("stop %s: %w", n.name, err)
+	}
+	return nil
+}
+
+// publish posts one message on n (or notes it as due while n is offline).
+func (s *Sim) publish(ctx context.Context, n *node, content map[string]any) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cli == nil {
+		n.pending++
+		return nil
+	}
+	return s.publishLocked(ctx, n, content)
+}
+
+func (s *Sim) publishLocked(ctx context.Context, n *node, content map[string]any) error {
+	if _, err := n.cli.Publish(ctx, content); err != nil {
+		return fmt.Errorf("publish on %s: %w", n.name, err)
+	}
+	n.seq.Add(1)
+	return nil
+}
+
+func post(n *node) map[string]any {
+	return map[string]any{"type": "post", "text": fmt.Sprintf("%s post %d", n.name, n.seq.Load()+1)}
+}
+
+// restart starts n again and publishes what fell due meanwhile.
+func (s *Sim) restart(ctx context.Context, n *node) error {
+	s.nw.SetDown(n.name, false)
+	if err := s.start(n); err != nil {
+		return err
+	}
+	s.restarts.Add(1)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for ; n.pending > 0; n.pending-- {
+		if n.cli == nil {
+			break
+		}
+		if err := s.publishLocked(ctx, n, post(n)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sbotOf returns n's running daemon, or nil.
+func (n *node) daemon() *sbot.Node {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.sb
+}
+
+// Result is what a run measured.
+type Result struct {
+	Converged  bool
+	Setup      time.Duration // start and contact messages
+	Converge   time.Duration // from the first event to convergence
+	Published  int64         // messages of honest feeds
+	Delivered  int64         // messages stored by honest nodes from others
+	DeliveredB int64         // their bytes
+	Received   int64         // messages honest nodes received (stored, duplicate or refused)
+	Duplicates int64
+	Refused    int64
+	BytesSent  int64 // by honest nodes, on every connection
+	Net        Stats
+	Starts     int64
+	Stops      int64
+	Kills      int64
+	Attacks    int64
+	Forks      int // forks recorded by honest nodes
+	PeakHeap   uint64
+	Goroutines int // at convergence
+}
+
+// Run executes the plan until the network converges, the deadline or a
+// stall, then checks the final state (see Check). It stops every node
+// before it returns.
+func (s *Sim) Run(ctx context.Context) (res Result, err error) {
+	c := s.plan.Config
+	ctx, cancel := context.WithTimeout(ctx, c.Deadline)
+	defer cancel()
+	defer func() {
+		for _, n := range s.nodes {
+			if serr := s.stop(n, false); serr != nil {
+				err = errors.Join(err, serr)
+			}
+		}
+	}()
+	stopHeap := s.watchHeap()
+	defer stopHeap()
+
+	t0 := time.Now()
+	for _, n := range s.nodes {
+		if err := s.start(n); err != nil {
+			return res, err
+		}
+	}
+	// The contact messages come first, before any connection.
+	for i, n := range s.nodes {
+		for _, f := range s.plan.Follows[i] {
+			if err := s.publish(ctx, n, map[string]any{"type": "contact", "contact": s.ID(f).String(), "following": true}); err != nil {
+				return res, err
+			}
+		}
+		for _, b := range s.plan.Blocks[i] {
+			if err := s.publish(ctx, n, map[string]any{"type": "contact", "contact": s.ID(b).String(), "blocking": true}); err != nil {
+				return res, err
+			}
+		}
+	}
+	res.Setup = time.Since(t0)
+	s.log.Info("netsim: nodes started", "nodes", len(s.nodes), "hostile", len(s.hostile), "setup", res.Setup)
+
+	start := time.Now()
+	evCtx, stopEvents := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	s.runEvents(evCtx, start, &wg)
+	// Publishing and faults end by PublishFor/FaultsFor; from then on
+	// only gossip dials go on until the network converges.
+	quiet := max(c.PublishFor, c.FaultsFor)
+	err = s.awaitConvergence(ctx, start, quiet)
+	res.Converge = time.Since(start)
+	stopEvents()
+	wg.Wait()
+	res.Converged = err == nil
+	res.Goroutines = runtime.NumGoroutine()
+	s.errMu.Lock()
+	errs := s.errs
+	s.errMu.Unlock()
+	if err == nil && len(errs) > 0 {
+		err = errors.Join(errs...)
+	}
+	s.fill(&res)
+	if err != nil {
+		return res, err
+	}
+	if cerr := s.Check(ctx); cerr != nil {
+		return res, cerr
+	}
+	return res, nil
+}
+
+// runEvents starts one worker per host (its events in order) and one for
+// the network-wide events.
+func (s *Sim) runEvents(ctx context.Context, start time.Time, wg *sync.WaitGroup) {
+	per := make([][]Event, len(s.plan.Hosts))
+	var global []Event
+	for _, e := range s.plan.Events {
+		switch e.Kind {
+		case EvPartition, EvHeal:
+			global = append(global, e)
+		default:
+			per[e.Node] = append(per[e.Node], e)
+		}
+	}
+	sleepUntil := func(at time.Duration) bool {
+		d := time.Until(start.Add(at))
+		if d <= 0 {
+			return ctx.Err() == nil
+		}
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	run := func(evs []Event) {
+		defer wg.Done()
+		for _, e := range evs {
+			if !sleepUntil(e.At) {
+				return
+			}
+			if err := s.do(ctx, e, wg); err != nil && ctx.Err() == nil {
+				s.fail(fmt.Errorf("event %v: %w", e, err))
+			}
+		}
+	}
+	wg.Add(1)
+	go run(global)
+	for _, evs := range per {
+		wg.Add(1)
+		go run(evs)
+	}
+}
+
+// do carries out one event.
+func (s *Sim) do(ctx context.Context, e Event, wg *sync.WaitGroup) error {
+	switch e.Kind {
+	case EvPartition:
+		groups := map[string]int{}
+		for i, g := range e.Groups {
+			groups[s.plan.Hosts[i]] = g
+		}
+		s.nw.Partition(groups)
+		return nil
+	case EvHeal:
+		s.nw.Heal()
+		return nil
+	case EvAttack:
+		h := s.hostile[e.Node-s.plan.Config.Nodes]
+		err := h.attack(ctx, e.Attack, e.Peer, s.nodeAddr(e.Peer), s.ID(e.Peer))
+		if err == nil {
+			s.attacks.Add(1)
+		}
+		return nil // an unreachable target is not an error
+	}
+	n := s.nodes[e.Node]
+	switch e.Kind {
+	case EvPublish:
+		return s.publish(ctx, n, post(n))
+	case EvStop, EvKill:
+		return s.stop(n, e.Kind == EvKill)
+	case EvStart:
+		return s.restart(ctx, n)
+	case EvLoss:
+		if peers := s.nw.Peers(n.name); len(peers) > 0 {
+			s.nw.Cut(n.name, peers[n.rnd.IntN(len(peers))])
+		}
+		return nil
+	case EvDial:
+		sb := n.daemon()
+		if sb == nil {
+			return nil
+		}
+		peers := s.nw.Peers(n.name)
+		if len(peers) >= s.plan.Config.Degree {
+			s.nw.Cut(n.name, peers[n.rnd.IntN(len(peers))])
+		}
+		s.dialsTried.Add(1)
+		addr := s.address(e.Peer)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			_ = sb.ConnectAddress(dctx, addr) // may fail: down, partitioned, blocked
+		}()
+		return nil
+	}
+	return fmt.Errorf("unknown event kind %d", e.Kind)
+}
+
+func (s *Sim) nodeAddr(i int) string { return fmt.Sprintf("%s:%d", s.plan.Hosts[i], port) }
+
+// watchHeap samples the Go heap until the returned func is called.
+func (s *Sim) watchHeap() func() {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > s.peakHeap.Load() {
+				s.peakHeap.Store(ms.HeapInuse)
+			}
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
