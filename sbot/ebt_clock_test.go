@@ -92,19 +92,29 @@ func ebtWaitLatest(t testing.TB, n *sbot.Node, feed feeds.FeedRef, seq int64) {
 func filledRepo(t testing.TB, others, msgs int) (string, []feeds.KeyPair) {
 	t.Helper()
 	repo := t.TempDir()
-	self, _, err := feeds.LoadOrCreateSecret(filepath.Join(repo, "secret"))
+	authors, err := fillRepo(repo, t.Name(), others, msgs)
 	if err != nil {
-		t.Fatal(err)
-	}
-	more, err := fill.Keys(t.Name(), others-1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	authors := append([]feeds.KeyPair{self}, more...)
-	if err := fill.Repo(context.Background(), repo, fill.Options{Authors: authors, Messages: msgs}); err != nil {
 		t.Fatal(err)
 	}
 	return repo, authors
+}
+
+// fillRepo is filledRepo on a given directory; label names the other
+// feeds' keys.
+func fillRepo(repo, label string, others, msgs int) ([]feeds.KeyPair, error) {
+	self, _, err := feeds.LoadOrCreateSecret(filepath.Join(repo, "secret"))
+	if err != nil {
+		return nil, err
+	}
+	more, err := fill.Keys(label, others-1)
+	if err != nil {
+		return nil, err
+	}
+	authors := append([]feeds.KeyPair{self}, more...)
+	if err := fill.Repo(context.Background(), repo, fill.Options{Authors: authors, Messages: msgs}); err != nil {
+		return nil, fmt.Errorf("fill %s: %w", repo, err)
+	}
+	return authors, nil
 }
 
 // follow publishes follows of every feed.
