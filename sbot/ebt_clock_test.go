@@ -86,10 +86,10 @@ func ebtWaitLatest(t testing.TB, n *sbot.Node, feed feeds.FeedRef, seq int64) {
 	}
 }
 
-// filledRepo returns a repo whose store holds msgs messages spread over
+// ebtFilledRepo returns a repo whose store holds msgs messages spread over
 // the repo's own feed and others-1 more feeds, and the keys of them all
 // (the repo's own first).
-func filledRepo(t testing.TB, others, msgs int) (string, []feeds.KeyPair) {
+func ebtFilledRepo(t testing.TB, others, msgs int) (string, []feeds.KeyPair) {
 	t.Helper()
 	repo := t.TempDir()
 	authors, err := fillRepo(repo, t.Name(), others, msgs)
@@ -99,7 +99,7 @@ func filledRepo(t testing.TB, others, msgs int) (string, []feeds.KeyPair) {
 	return repo, authors
 }
 
-// fillRepo is filledRepo on a given directory; label names the other
+// fillRepo is ebtFilledRepo on a given directory; label names the other
 // feeds' keys.
 func fillRepo(repo, label string, others, msgs int) ([]feeds.KeyPair, error) {
 	self, _, err := feeds.LoadOrCreateSecret(filepath.Join(repo, "secret"))
@@ -168,7 +168,7 @@ func ebtSettle(t testing.TB, ns ...*sbot.Node) {
 // and still brings the new message over.
 func TestEBTReconnectNotesOnlyChanged(t *testing.T) {
 	const feedsN, msgs = 10, 10000
-	repoA, authors := filledRepo(t, feedsN, msgs)
+	repoA, authors := ebtFilledRepo(t, feedsN, msgs)
 	a, ca := ebtNode(t, repoA)
 	b, cb := ebtNode(t, t.TempDir())
 	var ids []feeds.FeedRef

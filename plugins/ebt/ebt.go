@@ -205,34 +205,3 @@ func IsMissing(err error) bool {
 	return ce.Message == "method:ebt,replicate is not in list of allowed methods" ||
 		ce.Message == "muxrpc: no such command: ebt.replicate"
 }
-
-// PeerClock returns what peer holds as far as its running sessions know
-// (what it told us, sent us, or we sent it): the latest sequence per feed
-// we replicate with it. ok is false while no session with peer has
-// received the peer's notes.
-func (r *Replicator) PeerClock(peer feeds.FeedRef) (clock map[feeds.FeedRef]int64, ok bool) {
-	r.mu.Lock()
-	var ss []*session
-	for s := range r.sessions {
-		if s.peer == peer {
-			ss = append(ss, s)
-		}
-	}
-	r.mu.Unlock()
-	for _, s := range ss {
-		s.mu.Lock()
-		if s.gotNotes {
-			if clock == nil {
-				clock = make(map[feeds.FeedRef]int64, len(s.clock))
-			}
-			for f, seq := range s.clock {
-				if seq >= 0 && !s.declined[f] {
-					clock[f] = max(clock[f], seq)
-				}
-			}
-			ok = true
-		}
-		s.mu.Unlock()
-	}
-	return clock, ok
-}

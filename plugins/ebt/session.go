@@ -66,11 +66,11 @@ type session struct {
 	started bool
 	// backlogDue: the sender must look for stored messages to send.
 	backlogDue bool
-	// gotNotes: the peer's first notes came.
-	gotNotes bool
 	// ignored: feeds of live messages we found we do not replicate with
 	// the peer (not asked again).
 	ignored map[feeds.FeedRef]bool
+	// gotClock: the peer's first notes of this session came.
+	gotClock bool
 }
 
 // Session runs one EBT session over an established duplex stream. first is
@@ -407,7 +407,7 @@ func (s *session) onNotes(body []byte) error {
 	r := s.r
 	r.mu.Lock()
 	s.mu.Lock()
-	s.gotNotes = true
+	s.gotClock = true
 	var others []*session
 	for f, d := range notes {
 		ni := info[f]
@@ -563,4 +563,35 @@ func authorSequence(m []byte) (feeds.FeedRef, int64, bool) {
 		return f, 0, false
 	}
 	return f, seq, true
+}
+
+// PeerClock returns what peer holds as far as its running sessions tell:
+// the latest sequence per feed we replicate with it (from its notes and
+// what was sent either way). ok is false while no session with peer has
+// received the peer's notes.
+func (r *Replicator) PeerClock(peer feeds.FeedRef) (clock map[feeds.FeedRef]int64, ok bool) {
+	r.mu.Lock()
+	var ss []*session
+	for s := range r.sessions {
+		if s.peer == peer {
+			ss = append(ss, s)
+		}
+	}
+	r.mu.Unlock()
+	for _, s := range ss {
+		s.mu.Lock()
+		if s.gotClock {
+			if clock == nil {
+				clock = make(map[feeds.FeedRef]int64, len(s.clock))
+			}
+			for f, seq := range s.clock {
+				if seq >= 0 {
+					clock[f] = max(clock[f], seq)
+				}
+			}
+			ok = true
+		}
+		s.mu.Unlock()
+	}
+	return clock, ok
 }
