@@ -86,25 +86,35 @@ func ebtWaitLatest(t testing.TB, n *sbot.Node, feed feeds.FeedRef, seq int64) {
 	}
 }
 
-// filledRepo returns a repo whose store holds msgs messages spread over
+// ebtFilledRepo returns a repo whose store holds msgs messages spread over
 // the repo's own feed and others-1 more feeds, and the keys of them all
 // (the repo's own first).
-func filledRepo(t testing.TB, others, msgs int) (string, []feeds.KeyPair) {
+func ebtFilledRepo(t testing.TB, others, msgs int) (string, []feeds.KeyPair) {
 	t.Helper()
 	repo := t.TempDir()
-	self, _, err := feeds.LoadOrCreateSecret(filepath.Join(repo, "secret"))
+	authors, err := fillRepo(repo, t.Name(), others, msgs)
 	if err != nil {
-		t.Fatal(err)
-	}
-	more, err := fill.Keys(t.Name(), others-1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	authors := append([]feeds.KeyPair{self}, more...)
-	if err := fill.Repo(context.Background(), repo, fill.Options{Authors: authors, Messages: msgs}); err != nil {
 		t.Fatal(err)
 	}
 	return repo, authors
+}
+
+// fillRepo is ebtFilledRepo on a given directory; label names the other
+// feeds' keys.
+func fillRepo(repo, label string, others, msgs int) ([]feeds.KeyPair, error) {
+	self, _, err := feeds.LoadOrCreateSecret(filepath.Join(repo, "secret"))
+	if err != nil {
+		return nil, err
+	}
+	more, err := fill.Keys(label, others-1)
+	if err != nil {
+		return nil, err
+	}
+	authors := append([]feeds.KeyPair{self}, more...)
+	if err := fill.Repo(context.Background(), repo, fill.Options{Authors: authors, Messages: msgs}); err != nil {
+		return nil, fmt.Errorf("fill %s: %w", repo, err)
+	}
+	return authors, nil
 }
 
 // follow publishes follows of every feed.
@@ -158,7 +168,7 @@ func ebtSettle(t testing.TB, ns ...*sbot.Node) {
 // and still brings the new message over.
 func TestEBTReconnectNotesOnlyChanged(t *testing.T) {
 	const feedsN, msgs = 10, 10000
-	repoA, authors := filledRepo(t, feedsN, msgs)
+	repoA, authors := ebtFilledRepo(t, feedsN, msgs)
 	a, ca := ebtNode(t, repoA)
 	b, cb := ebtNode(t, t.TempDir())
 	var ids []feeds.FeedRef

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cask-ssb/cask/feeds"
 	"github.com/cask-ssb/cask/sbot"
 )
 
@@ -87,8 +88,18 @@ func TestTwoDaemonFloodBothWays(t *testing.T) {
 	if testing.Short() {
 		n = 5000
 	}
-	repoA, authorsA := filledRepo(t, 1, n)
-	repoB, authorsB := filledRepo(t, 1, n)
+	// The two feeds are signed at once (one core each).
+	repoA, repoB := t.TempDir(), t.TempDir()
+	var authorsA, authorsB []feeds.KeyPair
+	var errA, errB error
+	var fills sync.WaitGroup
+	fills.Add(2)
+	go func() { defer fills.Done(); authorsA, errA = fillRepo(repoA, "flood-a", 1, n) }()
+	go func() { defer fills.Done(); authorsB, errB = fillRepo(repoB, "flood-b", 1, n) }()
+	fills.Wait()
+	if err := errors.Join(errA, errB); err != nil {
+		t.Fatal(err)
+	}
 	a, _ := ebtNode(t, repoA)
 	b, _ := ebtNode(t, repoB)
 	aID, bID := authorsA[0].ID, authorsB[0].ID

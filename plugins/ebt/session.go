@@ -14,6 +14,15 @@ import (
 	"github.com/cask-ssb/cask/muxrpc"
 )
 
+// What the peer sent waits in a queue of ingestQueue messages while the
+// previous batch is verified and committed; a batch takes up to
+// ingestBatch of them (larger batches: fewer commits, wider signature
+// batches).
+const (
+	ingestQueue = 2048
+	ingestBatch = 1000
+)
+
 // errInvalid marks an ingest failure: the peer sent something invalid.
 var errInvalid = errors.New("ebt: peer sent an invalid message")
 
@@ -90,7 +99,7 @@ func (r *Replicator) Session(ctx context.Context, peer feeds.FeedRef, in *muxrpc
 	senderDone := make(chan error, 1)
 	go func() { senderDone <- s.sender(ctx, startSeq) }()
 
-	msgs := make(chan json.RawMessage, 512)
+	msgs := make(chan json.RawMessage, ingestQueue)
 	ingestDone := make(chan error, 1)
 	go func() {
 		err := s.ingest(ctx, msgs)
@@ -480,7 +489,7 @@ func (s *session) onNotes(body []byte) error {
 
 // ingest validates and stores what the peer sends, in batches.
 func (s *session) ingest(ctx context.Context, msgs <-chan json.RawMessage) error {
-	batch := make([]json.RawMessage, 0, 256)
+	batch := make([]json.RawMessage, 0, ingestBatch)
 	for m := range msgs {
 		batch = append(batch[:0], m)
 	more:
