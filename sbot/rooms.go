@@ -367,10 +367,10 @@ func (rc *roomClient) dialAttendants(_ context.Context, all bool) {
 			rc.wg.Add(1)
 			go func() {
 				defer rc.wg.Done()
-				defer rc.n.sched.release()
 				dctx, cancel := context.WithTimeout(life, 30*time.Second)
-				_, err := rc.n.conns.dial(dctx, a)
+				c, err := rc.n.conns.dial(dctx, a)
 				cancel()
+				rc.n.sched.release(c)
 				if err != nil && life.Err() == nil {
 					rc.log.Debug("tunnel to attendant failed", "addr", a.String(), "err", err)
 				}
