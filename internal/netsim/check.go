@@ -17,6 +17,11 @@ import (
 // missing lists, for each honest node, the feeds within its hops it does
 // not hold to the end yet (a node that is down counts as missing all).
 func (s *Sim) missing(limit int) (total int, sample []string) {
+	for _, n := range s.nodes {
+		if n.daemon() == nil {
+			sample = append(sample, n.name+" is not running")
+		}
+	}
 	for i, n := range s.nodes {
 		sb := n.daemon()
 		for f := range s.plan.Expected(i) {
