@@ -141,8 +141,8 @@ func (c Config) Validate() error {
 	if c.MaxStreams < 1 || c.MaxStreams > MaxMaxStreams {
 		bad("max-streams", c.MaxStreams, fmt.Sprintf("want an integer from 1 to %d", MaxMaxStreams))
 	}
-	if c.MaxOutgoing < 0 || c.MaxOutgoing > MaxOutgoing || c.MaxOutgoing > c.MaxConns {
-		bad("max-outgoing", c.MaxOutgoing, fmt.Sprintf("want an integer from 0 to %d, at most max-conns (%d)", MaxOutgoing, c.MaxConns))
+	if c.MaxOutgoing < 0 || c.MaxOutgoing > MaxOutgoing {
+		bad("max-outgoing", c.MaxOutgoing, fmt.Sprintf("want an integer from 0 to %d", MaxOutgoing))
 	}
 	if c.Hops < 0 || c.Hops > MaxHops {
 		bad("hops", c.Hops, fmt.Sprintf("want an integer from 0 to %d", MaxHops))

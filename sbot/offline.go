@@ -87,7 +87,7 @@ func openOfflineWith(repo string, rebuild []string, progress func(done, total in
 		return nil, fmt.Errorf("open repo %s: %w: %w", repo, ErrRepoLocked, err)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
+		return nil, fmt.Errorf("open store: %w%s", err, fsckHint(err))
 	}
 	w, err := feedlog.New(feedlog.Options{Store: st})
 	if err != nil {

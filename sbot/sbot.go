@@ -158,7 +158,7 @@ func New(opts Options) (*Node, error) {
 		if errors.Is(err, store.ErrLocked) {
 			return nil, fmt.Errorf("open repo %s: %w: %w", cfg.Repo, ErrRepoLocked, err)
 		}
-		return nil, fmt.Errorf("open store: %w", err)
+		return nil, fmt.Errorf("open store: %w%s", err, fsckHint(err))
 	}
 	n := &Node{cfg: cfg, log: log, now: now, caps: caps, keys: keys, store: st, graph: graph, views: views, ready: make(chan struct{})}
 	n.limits = opts.Limits
@@ -172,6 +172,7 @@ func New(opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.progress = newSyncProgress(n.keys.ID)
+	n.progress.sync = func() status.Sync { s, _ := n.syncProgress(); return s }
 	if debugEnabled(cfg.DebugListen) {
 		n.metrics = newMetrics(n)
 	}
@@ -219,6 +220,7 @@ func New(opts Options) (*Node, error) {
 	n.ebt = ebt.New(n.store, blockFilter{n, ing}, ebtPolicy{n}, log.With("component", "ebt"))
 	n.ebt.Drop = n.drop
 	n.ebt.Sent = n.metrics.sentBy(kindEBT)
+	n.ebt.Clocks = n.store // peers' clocks between sessions (request skipping)
 	if n.conns, err = newConnManager(n); err != nil {
 		return fail(err)
 	}
@@ -226,6 +228,10 @@ func New(opts Options) (*Node, error) {
 	n.dialers = map[string]dialer{"": n.dialTCP, feeds.TransportNet: n.dialTCP, feeds.TransportTunnel: n.dialTunnel}
 	n.dialers = n.metrics.countDials(n.dialers)
 	n.rooms = newRoomClient(n)
+	invites, err := n.inviteService()
+	if err != nil {
+		return fail(err)
+	}
 
 	n.services = []service.Service{
 		whoami.Service(n.keys.ID),
@@ -250,7 +256,10 @@ func New(opts Options) (*Node, error) {
 		n.contactsService(),
 		n.replicationService(),
 		n.rooms.service(),
+		n.rooms.httpAuthService(),
 		n.sched.service(),
+		invites,
+		n.pubsService(),
 	}
 	n.mux = muxrpc.NewMux()
 	isOwner := func(req *muxrpc.Request) bool { return n.isOwner(req.RemoteKey()) }

@@ -11,54 +11,26 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cask-ssb/cask/bench/fill"
 	"github.com/cask-ssb/cask/feeds"
-	"github.com/cask-ssb/cask/feeds/classic"
-	"github.com/cask-ssb/cask/muxrpc"
-	"github.com/cask-ssb/cask/sbot/client"
 )
 
-// fillOwnFeed adds n messages of the daemon's own feed (signed here with
-// its secret) through addBatch.
-func fillOwnFeed(t *testing.T, d *daemon, n int) {
+// filledRepo returns a repo whose own feed holds n messages (written to
+// its store directly, before any daemon runs).
+func filledRepo(t *testing.T, n int) string {
 	t.Helper()
-	kp, err := feeds.ReadSecret(filepath.Join(d.repo, "secret"))
+	repo := t.TempDir()
+	kp, _, err := feeds.LoadOrCreateSecret(filepath.Join(repo, "secret"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	c, err := client.DialRepo(ctx, d.repo)
-	if err != nil {
+	// Small posts: under -race, making and signing the messages is most
+	// of this test's time.
+	small := func(_ int, seq int64) []byte { return fmt.Appendf(nil, `{"type":"post","text":"%d"}`, seq) }
+	if err := fill.Repo(context.Background(), repo, fill.Options{Authors: []feeds.KeyPair{kp}, Messages: n, Content: small}); err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	var state *classic.FeedState
-	batch := make([]json.RawMessage, 0, 10000)
-	flush := func() {
-		var out map[string]int
-		if err := c.Endpoint().Async(ctx, &out, muxrpc.Method{"addBatch"}, batch); err != nil {
-			t.Fatalf("addBatch: %v", err)
-		}
-		if out["stored"] != len(batch) {
-			t.Fatalf("addBatch stored %v of %d", out, len(batch))
-		}
-		batch = batch[:0]
-	}
-	for i := 1; i <= n; i++ {
-		m, err := classic.Create(kp.Private, state, float64(1700000000000+i), classic.RawJSON(fmt.Sprintf(`{"type":"post","text":"sync %d"}`, i)), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := classic.StateAfter(m)
-		state = &s
-		batch = append(batch, m.Compact)
-		if len(batch) == cap(batch) {
-			flush()
-		}
-	}
-	if len(batch) > 0 {
-		flush()
-	}
+	return repo
 }
 
 // TestSyncWaitCLI: `sbot sync --wait` (the real binary, stdout a pipe)
@@ -69,9 +41,12 @@ func TestSyncWaitCLI(t *testing.T) {
 	if testing.Short() {
 		n = 2000
 	}
-	peer := startDaemon(t, t.TempDir())
-	fillOwnFeed(t, peer, n)
+	t0 := time.Now()
+	repo := filledRepo(t, n)
+	t.Logf("filled the peer's repo with %d messages in %s", n, time.Since(t0).Round(time.Millisecond))
+	peer := startDaemon(t, repo)
 	us := startDaemon(t, t.TempDir())
+	t.Logf("daemons up after %s", time.Since(t0).Round(time.Millisecond))
 
 	if out, err := exec.Command(sbotBin, "connect", "--repo", us.repo, peer.tcp).CombinedOutput(); err != nil {
 		t.Fatalf("connect: %v\n%s", err, out)

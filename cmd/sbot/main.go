@@ -1,6 +1,6 @@
 // Command sbot is the Cask SSB daemon (`sbot serve`) and its command-line
 // client: every other subcommand talks to a running daemon over REPO/socket
-// (or over TCP with --remote), except the offline `verify` and `import`
+// (or over TCP with --remote), except the offline `verify`, `import` and `fsck`
 // (and `log`, `hist` and `get`, which read a stopped daemon's store).
 //
 // Output is JSON (one value, or one per line for streams); errors go to
@@ -91,7 +91,7 @@ func newRootCmd() *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &exitError{code: exitInvalid, err: fmt.Errorf("%w\n%s", err, c.UsageString())}
 	})
-	root.AddCommand(newVerifyCmd(), newImportCmd(), newVersionCmd())
+	root.AddCommand(newVerifyCmd(), newImportCmd(), newFsckCmd(), newVersionCmd())
 	addServeCmd(root)
 	addClientCmds(root)
 	addQueryCmds(root)

@@ -42,6 +42,9 @@
 //	i/<name>/<key...>         → <value...>      keys of the indexer <name>
 //	m/index/<name>            → <version:8>     version of the indexer <name>
 //	x/fork/<author:32><sequence:8> → JSON      evidence of a fork (store.Fork)
+//	x/corrupt/<seq:8><unix nanos:8> → bytes   an undecodable record Fsck moved aside
+//	x/corrupt-key/<key tail>        → bytes   the value of a malformed log key, moved aside
+//	x/ebtclock/<peer:32>      → repeated <feed:32><sequence:8>  last known clock of an EBT peer
 //
 // A log record is
 //
@@ -55,4 +58,19 @@
 // from the log if they disagree (they cannot, short of disk corruption, since
 // both are written in the same batch). Verify walks the whole log and
 // cross-checks every index.
+//
+// # Checking and repairing offline
+//
+// Fsck checks a closed store (it takes the directory lock) and reports each
+// problem by kind: torn-tail and corrupt-record (a record that does not
+// decode, at the tail or before it), log-key (a malformed log key), log-gap
+// and feed-sequence (a message missing from the log or from its feed), index
+// (k/ or f/ disagree with the log), head, meta (m/last, m/version) and
+// stale-index (an indexer's stored version). With Repair it moves
+// undecodable records to x/corrupt/ (so a torn tail truncates the log; no
+// byte is deleted), rebuilds k/, f/, h/ and the meta keys from the log, and
+// drops every indexer's stored version so the next Open rebuilds the
+// indexers. A missing message cannot be repaired: it is reported. The log may
+// then have gaps at quarantined sequences, and a feed may lack the message a
+// quarantined record held; Verify, History and Log accept both.
 package store

@@ -12,8 +12,10 @@ import (
 )
 
 // Verify walks the whole store in one consistent snapshot and cross-checks
-// it: the log is contiguous from 1 to the tail, every record's checksum
-// holds, each feed's sequences run 1..n in receive order, the by-key and
+// it: the log is contiguous from 1 to the tail (except for records that
+// Fsck quarantined), every record's checksum holds, each feed's sequences
+// run 1..n in receive order (a gap is allowed once Fsck quarantined a
+// record, which may have been the missing message), the by-key and
 // by-feed indexes hold exactly one entry per record pointing at it, every
 // feed head names the feed's last record, and the meta tail equals the log
 // tail. It returns the first inconsistency found, wrapping ErrCorrupt.
@@ -35,14 +37,26 @@ func verifySnapshot(ctx context.Context, snap *pebble.Snapshot) error {
 	// (index key, seq) pair; equal counts and sums mean equal contents
 	// (barring a 2^-64 accident). Only on a mismatch does locateIndexError
 	// look records up one by one to name the culprit.
+	// Records quarantined by Fsck leave gaps in the log, and may leave a
+	// gap in their feed: both are tolerated where quarantine explains them.
+	quarantined := map[int64]bool{}
+	err := scan(snap, prefixCorrupt, func(k, _ []byte) error {
+		if len(k) >= len(prefixCorrupt)+8 {
+			quarantined[int64(binary.BigEndian.Uint64(k[len(prefixCorrupt):]))] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
 	seed := maphash.MakeSeed()
 	var keySum, feedSum uint64
 	heads := make(map[feeds.FeedRef]FeedLatest)
-	var last int64
+	var last, records int64
 	var buf []byte
 	var rec Record
-	err := scan(snap, prefixLog, func(k, v []byte) error {
-		if last%4096 == 0 {
+	err = scan(snap, prefixLog, func(k, v []byte) error {
+		if records%4096 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -51,15 +65,18 @@ func verifySnapshot(ctx context.Context, snap *pebble.Snapshot) error {
 			return fmt.Errorf("%w: log key of %d bytes", ErrCorrupt, len(k))
 		}
 		seq, _ := decodeSeqValue("log key", k[len(prefixLog):])
-		if seq != last+1 {
-			return fmt.Errorf("%w: log jumps from seq %d to %d", ErrCorrupt, last, seq)
+		for missing := last + 1; missing < seq; missing++ {
+			if !quarantined[missing] {
+				return fmt.Errorf("%w: log jumps from seq %d to %d", ErrCorrupt, last, seq)
+			}
 		}
 		last = seq
+		records++
 		if err := decodeRecord(seq, v, &rec); err != nil {
 			return err
 		}
 		h := heads[rec.Author]
-		if rec.Sequence != h.Sequence+1 {
+		if rec.Sequence != h.Sequence+1 && (rec.Sequence <= h.Sequence || len(quarantined) == 0) {
 			return fmt.Errorf("%w: seq %d: feed %s sequence %d follows %d", ErrCorrupt, seq, rec.Author, rec.Sequence, h.Sequence)
 		}
 		heads[rec.Author] = FeedLatest{Author: rec.Author, Sequence: rec.Sequence, Key: rec.Key, Seq: seq}
@@ -106,11 +123,11 @@ func verifySnapshot(ctx context.Context, snap *pebble.Snapshot) error {
 		if err != nil {
 			return err
 		}
-		if n != last || sum != ix.sum {
+		if n != records || sum != ix.sum {
 			if err := locateIndexError(ctx, snap); err != nil {
 				return err
 			}
-			return fmt.Errorf("%w: index %q has %d entries for %d records and does not match the log", ErrCorrupt, ix.prefix, n, last)
+			return fmt.Errorf("%w: index %q has %d entries for %d records and does not match the log", ErrCorrupt, ix.prefix, n, records)
 		}
 	}
 	nHeads := 0
