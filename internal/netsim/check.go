@@ -17,6 +17,11 @@ import (
 // missing lists, for each honest node, the feeds within its hops it does
 // not hold to the end yet (a node that is down counts as missing all).
 func (s *Sim) missing(limit int) (total int, sample []string) {
+	for _, n := range s.nodes {
+		if n.daemon() == nil {
+			sample = append(sample, n.name+" is not running")
+		}
+	}
 	for i, n := range s.nodes {
 		sb := n.daemon()
 		for f := range s.plan.Expected(i) {
@@ -202,6 +207,11 @@ func (s *Sim) fill(r *Result) {
 	r.Net = s.nw.Stats()
 	r.Starts, r.Stops, r.Kills, r.Attacks = s.starts.Load(), s.stops.Load(), s.kills.Load(), s.attacks.Load()
 	r.Tunnels = s.tunnels.Load()
+	for _, h := range s.hostile {
+		h.mu.Lock()
+		r.ForgedSent += int64(h.forgedSent)
+		h.mu.Unlock()
+	}
 	r.PeakHeap = s.peakHeap.Load()
 	for _, n := range s.nodes {
 		r.Published += n.seq.Load()
@@ -252,6 +262,7 @@ func (r Result) Table(nodes int) string {
 	row("connections cut by the network", r.Net.Cuts)
 	row("starts / clean stops / kills", fmt.Sprintf("%d / %d / %d", r.Starts, r.Stops, r.Kills))
 	row("attacks carried out", r.Attacks)
+	row("forged messages sent", r.ForgedSent)
 	row("connections through the room", r.Tunnels)
 	row("forks recorded", r.Forks)
 	row("peak Go heap in use (MiB)", fmt.Sprintf("%.1f", float64(r.PeakHeap)/(1<<20)))

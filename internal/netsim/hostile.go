@@ -35,6 +35,7 @@ type hostile struct {
 	// forkSent: those that were then sent branch B.
 	storedA, forkSent map[int]bool
 	done              map[Attack]int // attacks carried out (the handshake succeeded)
+	forgedSent        int            // forged messages written to a target
 }
 
 func newHostile(keys feeds.KeyPair, host *Host, caps secretstream.AppKey, seed uint64) (*hostile, error) {
@@ -172,6 +173,9 @@ func (h *hostile) forged(ctx context.Context, e *muxrpc.Endpoint, target feeds.F
 	if err := out.Write(json.RawMessage(v)); err != nil {
 		return nil
 	}
+	h.mu.Lock()
+	h.forgedSent++
+	h.mu.Unlock()
 	select {
 	case <-e.Done():
 	case <-time.After(3 * time.Second):

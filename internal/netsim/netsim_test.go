@@ -82,8 +82,10 @@ func TestNetsim20(t *testing.T) {
 	if res.Kills == 0 || res.Stops == 0 || res.Attacks == 0 {
 		t.Errorf("the scenario lacked faults: %d kills, %d clean stops, %d attacks", res.Kills, res.Stops, res.Attacks)
 	}
-	if res.Refused == 0 {
-		t.Error("no hostile message was refused")
+	// A forged message that reached a node (the hostile wrote it before
+	// the node dropped it) must have been refused.
+	if res.ForgedSent > 0 && res.Refused == 0 {
+		t.Errorf("%d forged messages sent, none refused", res.ForgedSent)
 	}
 	// Bounded memory: the whole process, per node, stays within a small
 	// multiple of a lone daemon's heap.

@@ -335,6 +335,7 @@ type Result struct {
 	Kills      int64
 	Attacks    int64
 	Tunnels    int64 // dials through the room that succeeded
+	ForgedSent int64 // forged messages the hostile nodes wrote to a target
 	Forks      int   // forks recorded by honest nodes
 	PeakHeap   uint64
 	Goroutines int // at convergence
