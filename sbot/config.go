@@ -55,6 +55,13 @@ type Config struct {
 	// (followed peers, pubs, room attendants), --max-outgoing,
 	// SSB_MAX_OUTGOING; 0: none (only --peers, remembered peers and rooms).
 	MaxOutgoing int `toml:"max-outgoing"`
+	// WSListen is the address of the WebSocket listener (multiserver
+	// "ws"), --ws-listen, SSB_WS_LISTEN; "" or "off" (the default): none.
+	WSListen string `toml:"ws-listen"`
+	// WSTrustedProxies are the CIDRs of reverse proxies whose
+	// X-Forwarded-For the WebSocket listener believes,
+	// --ws-trusted-proxies, SSB_WS_TRUSTED_PROXIES (comma-separated).
+	WSTrustedProxies []string `toml:"ws-trusted-proxies"`
 
 	// Sources says where each setting (by its config.toml key) came from,
 	// e.g. "/home/me/.ssb-go/config.toml", "environment SSB_HOPS" or
@@ -115,6 +122,15 @@ func (c Config) Validate() error {
 		if p, perr := strconv.Atoi(port); err != nil || perr != nil || p < 0 || p > 65535 {
 			bad("listen", c.Listen, `want HOST:PORT or :PORT (port 0 to 65535), or "off"`)
 		}
+	}
+	if c.WSListen != "" && c.WSListen != "off" {
+		_, port, err := net.SplitHostPort(c.WSListen)
+		if p, perr := strconv.Atoi(port); err != nil || perr != nil || p < 0 || p > 65535 {
+			bad("ws-listen", c.WSListen, `want HOST:PORT or :PORT (port 0 to 65535), or "off"`)
+		}
+	}
+	if _, err := parseTrustedProxies(c.WSTrustedProxies); err != nil {
+		bad("ws-trusted-proxies", strings.Join(c.WSTrustedProxies, ","), "want CIDRs or IP addresses, comma-separated ("+err.Error()+")")
 	}
 	if _, err := c.CapsKey(); err != nil {
 		bad("caps", c.Caps, "want the base64 of 32 bytes")

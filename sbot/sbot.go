@@ -205,7 +205,7 @@ func New(opts Options) (*Node, error) {
 		return fail(err)
 	}
 	n.listeners = n.transports()
-	n.dialers = map[string]dialer{"": n.dialTCP, feeds.TransportNet: n.dialTCP, feeds.TransportTunnel: n.dialTunnel}
+	n.dialers = map[string]dialer{"": n.dialTCP, feeds.TransportNet: n.dialTCP, feeds.TransportTunnel: n.dialTunnel, feeds.TransportWS: n.dialWS, feeds.TransportWSS: n.dialWS}
 	n.rooms = newRoomClient(n)
 
 	n.services = []service.Service{
