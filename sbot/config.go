@@ -15,6 +15,7 @@ import (
 
 	"github.com/cask-ssb/cask/feeds"
 	"github.com/cask-ssb/cask/internal/tomlconf"
+	"github.com/cask-ssb/cask/internal/wsconn"
 )
 
 // MainNetCaps is the SSB main network's secret-handshake key (ssb-caps "shs").
@@ -129,7 +130,7 @@ func (c Config) Validate() error {
 			bad("ws-listen", c.WSListen, `want HOST:PORT or :PORT (port 0 to 65535), or "off"`)
 		}
 	}
-	if _, err := parseTrustedProxies(c.WSTrustedProxies); err != nil {
+	if _, err := wsconn.ParseTrustedProxies(c.WSTrustedProxies); err != nil {
 		bad("ws-trusted-proxies", strings.Join(c.WSTrustedProxies, ","), "want CIDRs or IP addresses, comma-separated ("+err.Error()+")")
 	}
 	if _, err := c.CapsKey(); err != nil {

@@ -9,9 +9,8 @@ import (
 	"net/url"
 	"strconv"
 
-	"github.com/coder/websocket"
-
 	"github.com/cask-ssb/cask/feeds"
+	"github.com/cask-ssb/cask/internal/wsconn"
 	"github.com/cask-ssb/cask/secretstream"
 )
 
@@ -27,18 +26,10 @@ func (n *Node) dialWS(ctx context.Context, a feeds.Address) (net.Conn, ed25519.P
 		ForceAttemptHTTP2: false,
 	}
 	defer tr.CloseIdleConnections()
-	c, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{
-		HTTPClient:      &http.Client{Transport: tr},
-		CompressionMode: websocket.CompressionDisabled,
-	})
+	raw, err := wsconn.Dial(ctx, u, &http.Client{Transport: tr})
 	if err != nil {
-		if resp != nil {
-			return nil, nil, fmt.Errorf("dial %s: HTTP %s: %w", u, resp.Status, err)
-		}
-		return nil, nil, fmt.Errorf("dial %s: %w", u, err)
+		return nil, nil, err
 	}
-	c.SetReadLimit(wsReadLimit)
-	raw := websocket.NetConn(context.WithoutCancel(ctx), c, websocket.MessageBinary)
 	sc, err := secretstream.Client(ctx, raw, secretstream.AppKey(n.caps), n.keys.Private, a.Key.PublicKey())
 	if err != nil {
 		raw.Close()
