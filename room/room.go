@@ -184,7 +184,7 @@ func (s *Server) peerServices() *muxrpc.Mux {
 		panic(err) // two fixed services: a duplicate is a programming error
 	}
 	roomplug.New(roomplug.Options{
-		Room: s.keys.ID, Domain: s.cfg.Domain, AliasSubdomains: s.cfg.AliasSubdomains, Store: s.db, Att: s.att, Logger: s.log, Batch: s.cfg.EventBatch,
+		Room: s.keys.ID, Domain: s.cfg.Domain, AliasSubdomains: s.cfg.AliasSubdomains, Web: s.cfg.HTTPListen != "" && s.cfg.HTTPListen != "off", Store: s.db, Att: s.att, Logger: s.log, Batch: s.cfg.EventBatch,
 		OnDrop: func(reason string) { s.metrics.drops.WithLabelValues(reason).Inc() },
 	}).Register(m)
 	httpauth.RegisterServer(m, s.web)
@@ -368,7 +368,10 @@ func (s *Server) startHTTP(listen string, h http.Handler, record *string) (*http
 	s.mu.Lock()
 	*record = l.Addr().String()
 	s.mu.Unlock()
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	// net/http's own messages (TLS handshake errors) name the client's
+	// address: they go to the log at debug level only.
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	tls := record == &s.httpAdr && s.cfg.TLSCert != ""
 	s.wg.Add(1)
 	go func() {

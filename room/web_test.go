@@ -2,13 +2,23 @@ package room
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"html/template"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -214,6 +224,10 @@ func TestWebAliases(t *testing.T) {
 		t.Fatal(err)
 	}
 	ac := mustDial(t, s, alice)
+	var md struct{ Features []string }
+	if err := ac.ep.Async(ctx, &md, muxrpc.Method{"room", "metadata"}); err != nil || !strings.Contains(strings.Join(md.Features, ","), "httpAuth,httpInvite") {
+		t.Fatalf("metadata features with the web side on: %v, %v", md.Features, err)
+	}
 	var aliasURL string
 	if err := ac.ep.Async(ctx, &aliasURL, muxrpc.Method{"room", "registerAlias"}, "alice", roomdb.SignAlias(alice, s.ID(), "alice")); err != nil {
 		t.Fatal(err)
@@ -474,6 +488,15 @@ func dialAnswering(t testing.TB, s *Server, kp feeds.KeyPair, sign func(sc, cc s
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ep.Close() })
+	// The room registers the connection just after the handshake.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, ok := (roomPeers{s}).Endpoint(kp.ID); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the room did not register the connection within 10 s")
+		}
+	}
 	return ep
 }
 
@@ -655,4 +678,63 @@ func dialWith(ctx context.Context, s *Server, kp feeds.KeyPair, m *muxrpc.Mux) (
 		return nil, err
 	}
 	return muxrpc.NewEndpoint(context.Background(), sc, m, muxrpc.Options{RemoteKey: sc.RemoteKey()}), nil
+}
+
+// TestWebTLS: with --tls-cert/--tls-key the web side is HTTPS and the
+// session cookie is Secure.
+func TestWebTLS(t *testing.T) {
+	dir := t.TempDir()
+	certPath, keyPath := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeSelfSigned(t, certPath, keyPath)
+	bad := Defaults(t.TempDir())
+	bad.TLSCert = certPath
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "tls-cert, tls-key") {
+		t.Fatalf("tls-cert without tls-key: %v", err)
+	}
+	s, _ := startWebRoom(t, "community", func(c *Config) { c.TLSCert, c.TLSKey = certPath, keyPath })
+	base := "https://" + s.HTTPAddr()
+	c := browser(t)
+	c.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} // our own self-signed certificate
+	resp, body := get(t, c, base+"/")
+	if resp.StatusCode != 200 || resp.TLS == nil || !strings.Contains(body, "<title>") {
+		t.Fatalf("GET / over TLS: %d", resp.StatusCode)
+	}
+	alice := newKey(t)
+	_ = s.DB().AddMember(context.Background(), alice.ID, roomdb.RoleMember)
+	dialAnswering(t, s, alice, func(sc, cc string) string { return httpauth.Sign(alice, s.ID(), sc, cc) })
+	resp, _ = get(t, c, base+"/login?"+url.Values{"cid": {alice.ID.String()}, "cc": {httpauth.NewChallenge()}}.Encode())
+	if sc := resp.Header.Get("Set-Cookie"); resp.StatusCode != 303 || !strings.Contains(sc, "Secure") || !strings.Contains(sc, "HttpOnly") {
+		t.Fatalf("sign-in over TLS: %d, cookie %q", resp.StatusCode, sc)
+	}
+	// Plain HTTP on the TLS port is refused.
+	if r, err := http.Get("http://" + s.HTTPAddr() + "/"); err == nil {
+		r.Body.Close()
+		if r.StatusCode == 200 {
+			t.Fatal("plain HTTP answered on the TLS port")
+		}
+	}
+}
+
+func writeSelfSigned(t *testing.T, certPath, keyPath string) {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"}, DNSNames: []string{"localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }

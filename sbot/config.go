@@ -63,6 +63,13 @@ type Config struct {
 	// X-Forwarded-For the WebSocket listener believes,
 	// --ws-trusted-proxies, SSB_WS_TRUSTED_PROXIES (comma-separated).
 	WSTrustedProxies []string `toml:"ws-trusted-proxies"`
+	// DebugListen is the address of the debug HTTP listener (Prometheus
+	// /metrics and /debug/pprof), --debug-listen, SSB_DEBUG_LISTEN;
+	// "" or "off" (the default): none. Only a loopback address is
+	// accepted unless DebugListenPublic is set (--debug-listen-public,
+	// SSB_DEBUG_LISTEN_PUBLIC).
+	DebugListen       string `toml:"debug-listen"`
+	DebugListenPublic bool   `toml:"debug-listen-public"`
 
 	// Sources says where each setting (by its config.toml key) came from,
 	// e.g. "/home/me/.ssb-go/config.toml", "environment SSB_HOPS" or
@@ -151,8 +158,8 @@ func (c Config) Validate() error {
 	if c.MaxStreams < 1 || c.MaxStreams > MaxMaxStreams {
 		bad("max-streams", c.MaxStreams, fmt.Sprintf("want an integer from 1 to %d", MaxMaxStreams))
 	}
-	if c.MaxOutgoing < 0 || c.MaxOutgoing > MaxOutgoing || c.MaxOutgoing > c.MaxConns {
-		bad("max-outgoing", c.MaxOutgoing, fmt.Sprintf("want an integer from 0 to %d, at most max-conns (%d)", MaxOutgoing, c.MaxConns))
+	if c.MaxOutgoing < 0 || c.MaxOutgoing > MaxOutgoing {
+		bad("max-outgoing", c.MaxOutgoing, fmt.Sprintf("want an integer from 0 to %d", MaxOutgoing))
 	}
 	if c.Hops < 0 || c.Hops > MaxHops {
 		bad("hops", c.Hops, fmt.Sprintf("want an integer from 0 to %d", MaxHops))
@@ -172,7 +179,31 @@ func (c Config) Validate() error {
 	default:
 		bad("tunnel-accept", c.TunnelAccept, fmt.Sprintf("want %q or %q", TunnelAcceptFollowed, TunnelAcceptAnyone))
 	}
+	if debugEnabled(c.DebugListen) {
+		host, port, err := net.SplitHostPort(c.DebugListen)
+		p, perr := strconv.Atoi(port)
+		switch {
+		case err != nil || perr != nil || p < 0 || p > 65535:
+			bad("debug-listen", c.DebugListen, `want HOST:PORT (port 0 to 65535), or "off"`)
+		case !c.DebugListenPublic && !isLoopbackHost(host):
+			bad("debug-listen", c.DebugListen, "metrics and pprof are served to anyone who can reach that address: "+
+				"want a loopback address such as 127.0.0.1:6078, or set debug-listen-public to serve them on the network")
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// debugEnabled reports whether a debug-listen setting asks for a listener.
+func debugEnabled(addr string) bool { return addr != "" && addr != "off" }
+
+// isLoopbackHost reports whether host names only this machine: localhost
+// or a loopback IP address (an empty host is every interface).
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Tunnel acceptance policies (Config.TunnelAccept).

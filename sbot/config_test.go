@@ -76,6 +76,9 @@ func TestValidate(t *testing.T) {
 	}{
 		{"defaults", func(c *Config) {}, ""},
 		{"max-conns 0 from file", func(c *Config) { c.MaxConns = 0; c.SetSource("max-conns", "/r/config.toml") }, "max-conns = 0 (from /r/config.toml): want an integer from 1 to"},
+		{"max-outgoing -1 from flag", func(c *Config) { c.MaxOutgoing = -1; c.SetSource("max-outgoing", "flag --max-outgoing") }, "max-outgoing = -1 (from flag --max-outgoing): want an integer from 0 to 1000"},
+		{"max-outgoing 1001 from env", func(c *Config) { c.MaxOutgoing = 1001; c.SetSource("max-outgoing", "environment SSB_MAX_OUTGOING") }, "max-outgoing = 1001 (from environment SSB_MAX_OUTGOING)"},
+		{"max-outgoing 0", func(c *Config) { c.MaxOutgoing = 0 }, ""},
 		{"hops -3 from env", func(c *Config) { c.Hops = -3; c.SetSource("hops", "environment SSB_HOPS") }, "hops = -3 (from environment SSB_HOPS): want an integer from 0 to 10"},
 		{"hops 11 from flag", func(c *Config) { c.Hops = 11; c.SetSource("hops", "flag --hops") }, "hops = 11 (from flag --hops)"},
 		{"hops 0 ok", func(c *Config) { c.Hops = 0 }, ""},

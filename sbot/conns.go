@@ -231,6 +231,7 @@ func (m *connManager) start(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("peers: %w", err)
 		}
+		m.n.addrs.AddKnown(a, SourceConfig)
 		m.keep(a, "config")
 	}
 	remembered, err := m.loadRemembered()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cask-ssb/cask/feeds"
+	"github.com/cask-ssb/cask/internal/roomweb"
 	"github.com/cask-ssb/cask/muxrpc"
 	"github.com/cask-ssb/cask/plugins/gossip"
 )
@@ -152,6 +153,9 @@ func (m *connManager) keepLoop(ctx context.Context, t *target) {
 
 // ConnectAddress implements gossip.Connector.
 func (m *connManager) ConnectAddress(ctx context.Context, address string, remember bool) error {
+	if roomweb.IsAliasLink(address) {
+		return m.n.connectAlias(ctx, address, remember) // alias_connect.go
+	}
 	a, err := feeds.ParseAddress(address)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)

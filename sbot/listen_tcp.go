@@ -58,6 +58,7 @@ func (n *Node) tcpListener() *listener {
 				Local:     n.keys.Private,
 				Authorize: n.authorizePeer,
 				Logger:    n.log.With("component", "shs"),
+				Refused:   n.metrics.refused(feeds.TransportNet),
 			})), nil
 		},
 		accepted: func(c net.Conn) (ed25519.PublicKey, string, error) {
@@ -65,6 +66,7 @@ func (n *Node) tcpListener() *listener {
 			if !ok {
 				return nil, "", fmt.Errorf("tcp listener returned a %T", c)
 			}
+			n.metrics.handshake(feeds.TransportNet, "in", "ok")
 			return sc.RemoteKey(), "net:" + c.RemoteAddr().String(), nil
 		},
 		address: func(l net.Listener) string {

@@ -56,9 +56,11 @@ func (n *Node) serveTunnel(ctx context.Context, req *muxrpc.Request, in *muxrpc.
 	cancel()
 	if err != nil {
 		pipe.Close()
+		n.metrics.handshake(feeds.TransportTunnel, "in", "failed")
 		n.log.Debug("tunnel handshake failed", "room", portal.String(), "origin", origin.String(), "err", err)
 		return nil
 	}
+	n.metrics.handshake(feeds.TransportTunnel, "in", "ok")
 	if _, err := n.conns.accept(sc, sc.RemoteKey(), address, feeds.TransportTunnel, "in"); err != nil {
 		return nil // refused (full, closing): the manager answered and closes it
 	}

@@ -24,6 +24,13 @@ type peersReport struct {
 		Failures  int    `json:"failures"`
 		LastError string `json:"lastError"`
 	} `json:"configured"`
+	Known []struct {
+		Address  string   `json:"address"`
+		ID       string   `json:"id"`
+		Sources  []string `json:"sources"`
+		State    string   `json:"state"`
+		LastSeen int64    `json:"lastSeen"`
+	} `json:"known"`
 }
 
 func peersOf(t *testing.T, repo string) peersReport {
@@ -65,6 +72,10 @@ func TestPeersCLI(t *testing.T) {
 	}
 	if len(r.Configured) != 1 || r.Configured[0].Source != "remembered" || r.Configured[0].ID != b.id {
 		t.Fatalf("configured = %+v, want B remembered", r.Configured)
+	}
+	if len(r.Known) != 1 || r.Known[0].Address != b.tcp || strings.Join(r.Known[0].Sources, ",") != "remembered,seen" ||
+		r.Known[0].State != "connected" || r.Known[0].LastSeen == 0 {
+		t.Fatalf("known = %+v, want B's address, remembered and seen, connected", r.Known)
 	}
 	if data, err := os.ReadFile(filepath.Join(repoA, "peers.json")); err != nil || !strings.Contains(string(data), b.tcp) {
 		t.Fatalf("peers.json = %s, %v", data, err)

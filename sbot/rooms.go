@@ -367,10 +367,10 @@ func (rc *roomClient) dialAttendants(_ context.Context, all bool) {
 			rc.wg.Add(1)
 			go func() {
 				defer rc.wg.Done()
-				defer rc.n.sched.release()
 				dctx, cancel := context.WithTimeout(life, 30*time.Second)
-				_, err := rc.n.conns.dial(dctx, a)
+				c, err := rc.n.conns.dial(dctx, a)
 				cancel()
+				rc.n.sched.release(c)
 				if err != nil && life.Err() == nil {
 					rc.log.Debug("tunnel to attendant failed", "addr", a.String(), "err", err)
 				}
@@ -393,8 +393,18 @@ func (rc *roomClient) joinCall(ctx context.Context, req *muxrpc.Request) (any, e
 	if err != nil {
 		return nil, fmt.Errorf("room join: %w", err)
 	}
+	r, err := rc.join(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// join joins the room at a now and after every restart (REPO/rooms.json),
+// dials it and returns its state once the session knows it (or soon).
+func (rc *roomClient) join(ctx context.Context, a feeds.Address) (status.Room, error) {
 	if a.Key == rc.n.keys.ID {
-		return nil, errors.New("room join: that is our own address")
+		return status.Room{}, errors.New("room join: that is our own address")
 	}
 	if err := rc.editRoomsFile(func(f *roomsFile) {
 		for i, e := range f.Rooms {
@@ -405,13 +415,13 @@ func (rc *roomClient) joinCall(ctx context.Context, req *muxrpc.Request) (any, e
 		}
 		f.Rooms = append(f.Rooms, roomsEntry{Address: a.String()})
 	}); err != nil {
-		return nil, err
+		return status.Room{}, err
 	}
 	rc.add(a, "joined")
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if _, err := rc.n.conns.dial(dctx, a); err != nil {
-		return nil, fmt.Errorf("room join: joined (kept in rooms.json, redialled with back-off) but not connected yet: %w", err)
+		return status.Room{}, fmt.Errorf("room join: joined (kept in rooms.json, redialled with back-off) but not connected yet: %w", err)
 	}
 	// Give the session a moment to learn the room's version.
 	for range 20 {
@@ -421,7 +431,7 @@ func (rc *roomClient) joinCall(ctx context.Context, req *muxrpc.Request) (any, e
 		select {
 		case <-time.After(50 * time.Millisecond):
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return status.Room{}, ctx.Err()
 		}
 	}
 	return rc.roomReport(a.Key), nil

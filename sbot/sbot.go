@@ -72,6 +72,7 @@ type Node struct {
 	writer *feedlog.Log
 	ebt    *ebt.Replicator
 	legacy *replicate.Legacy
+	ingest [2]*replicate.Ingester // EBT, legacy: one ingest path, counted per kind
 	// graph is the follow/block graph, a persisted index of the store.
 	graph *contacts.Graph
 	// views are the query indexes (by type, links, about, threads, private).
@@ -94,10 +95,13 @@ type Node struct {
 	// progress logs replication progress while messages arrive.
 	progress *syncProgress
 	started  time.Time
+	// metrics are the Prometheus series (nil unless --debug-listen).
+	metrics *metrics
 
-	mu     sync.Mutex
-	listen []string
-	closed bool
+	mu        sync.Mutex
+	listen    []string
+	debugAddr string
+	closed    bool
 }
 
 // New opens the repo and prepares the node; Serve starts the network.
@@ -168,6 +172,10 @@ func New(opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.progress = newSyncProgress(n.keys.ID)
+	n.progress.sync = func() status.Sync { s, _ := n.syncProgress(); return s }
+	if debugEnabled(cfg.DebugListen) {
+		n.metrics = newMetrics(n)
+	}
 	// Every committed message reaches the services' OnAppend hooks (the
 	// services are listed below; nothing is written before New returns).
 	afterCommit := func(msgs []*classic.Message) {
@@ -180,7 +188,11 @@ func New(opts Options) (*Node, error) {
 			}
 		}
 	}
-	n.writer, err = feedlog.New(feedlog.Options{Store: n.store, Keys: &n.keys, Now: now, Logger: log.With("component", "feedlog"), AfterCommit: afterCommit})
+	var observer feedlog.Observer
+	if n.metrics != nil {
+		observer = n.metrics
+	}
+	n.writer, err = feedlog.New(feedlog.Options{Store: n.store, Keys: &n.keys, Now: now, Logger: log.With("component", "feedlog"), AfterCommit: afterCommit, Observer: observer})
 	if err != nil {
 		return fail(err)
 	}
@@ -196,26 +208,40 @@ func New(opts Options) (*Node, error) {
 	n.blobs = blobsplugin.New(bs, log.With("component", "blobs"))
 	n.addrs = newAddrBook(cfg.Repo, n.keys.ID)
 	n.sched = newScheduler(n, opts.Sched)
+	// One ingest path; one Ingester per replication kind, so metrics and
+	// counts tell them apart.
+	kept := func(peer feeds.FeedRef, _ int) { n.sched.received(peer) }
 	ing := &replicate.Ingester{W: n.writer, Policy: ebtPolicy{n}, Forks: forkRecorder{n}, Log: log.With("component", "ingest"),
-		Kept: func(peer feeds.FeedRef, _ int) { n.sched.received(peer) }}
-	n.legacy = &replicate.Legacy{Store: n.store, Ingester: ing}
+		Kept: kept, Observe: n.metrics.ingested(kindEBT)}
+	legacyIng := &replicate.Ingester{W: n.writer, Policy: ebtPolicy{n}, Forks: forkRecorder{n}, Log: log.With("component", "ingest"),
+		Kept: kept, Observe: n.metrics.ingested(kindLegacy)}
+	n.legacy = &replicate.Legacy{Store: n.store, Ingester: legacyIng}
+	n.ingest = [2]*replicate.Ingester{ing, legacyIng}
 	n.ebt = ebt.New(n.store, blockFilter{n, ing}, ebtPolicy{n}, log.With("component", "ebt"))
 	n.ebt.Drop = n.drop
+	n.ebt.Sent = n.metrics.sentBy(kindEBT)
+	n.ebt.Clocks = n.store // peers' clocks between sessions (request skipping)
 	if n.conns, err = newConnManager(n); err != nil {
 		return fail(err)
 	}
 	n.listeners = n.transports()
 	n.dialers = map[string]dialer{"": n.dialTCP, feeds.TransportNet: n.dialTCP, feeds.TransportTunnel: n.dialTunnel, feeds.TransportWS: n.dialWS, feeds.TransportWSS: n.dialWS}
+	n.dialers = n.metrics.countDials(n.dialers)
 	n.rooms = newRoomClient(n)
+	invites, err := n.inviteService()
+	if err != nil {
+		return fail(err)
+	}
 
 	n.services = []service.Service{
 		whoami.Service(n.keys.ID),
 		gossip.PingService(gossip.Options{Now: n.now}),
 		gossip.Service(n.conns),
-		history.Service(n.store),
+		history.ServiceWith(n.store, history.Hooks{SentToPeer: n.metrics.sentBy(kindLegacy)}),
 		logstream.Service(n.store),
 		publish.Service(n.writer),
 		status.Service(n),
+		status.SyncService(n),
 		n.ebt.Service(n.peerOf),
 		friends.Service(n.graph, n.keys.ID, n.cfg.Hops),
 		friends.GraphService(n.graph, n.keys.ID, n.cfg.Hops),
@@ -230,7 +256,10 @@ func New(opts Options) (*Node, error) {
 		n.contactsService(),
 		n.replicationService(),
 		n.rooms.service(),
+		n.rooms.httpAuthService(),
 		n.sched.service(),
+		invites,
+		n.pubsService(),
 	}
 	n.mux = muxrpc.NewMux()
 	isOwner := func(req *muxrpc.Request) bool { return n.isOwner(req.RemoteKey()) }
@@ -285,8 +314,17 @@ func (n *Node) Status() status.Report {
 	n.mu.Lock()
 	r.Listen = append([]string{}, n.listen...)
 	n.mu.Unlock()
+	var byPeer []status.PeerSync
+	r.Sync, byPeer = n.syncProgress()
+	peerSync := make(map[string]*status.PeerSync, len(byPeer))
+	for i := range byPeer {
+		peerSync[byPeer[i].ID] = &byPeer[i]
+	}
 	for _, c := range n.conns.connected() {
 		p := status.Peer{ID: c.id.String(), Address: c.address, Transport: c.transport, Direction: c.direction, Since: c.since.UnixMilli()}
+		if ps := peerSync[p.ID]; ps != nil && ps.Clock {
+			p.Sync = ps
+		}
 		if c.transport == feeds.TransportTunnel {
 			if a, err := feeds.ParseAddress(c.address); err == nil {
 				p.Room = a.Portal.String()

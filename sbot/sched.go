@@ -166,9 +166,14 @@ type scheduler struct {
 	mu       sync.Mutex
 	rnd      *rand.Rand
 	life     context.Context
-	inflight map[feeds.FeedRef]bool      // our dials in progress
-	reserved int                         // the room client's dials in progress
-	closing  map[feeds.FeedRef]bool      // rotated out, not gone yet
+	inflight map[feeds.FeedRef]bool // our dials in progress
+	reserved int                    // the room client's dials in progress
+	closing  map[feeds.FeedRef]bool // rotated out, not gone yet
+	// owned are the connections the limit counts: dialled by the
+	// scheduler or by the room client (not by the owner's connect).
+	owned    map[*conn]bool
+	lacking  bool                        // some feed within --hops is missing from the store
+	lackedAt time.Time                   // when lacking was computed
 	useful   map[feeds.FeedRef]time.Time // last message kept from a peer
 	wg       sync.WaitGroup              // dials
 }
@@ -185,7 +190,7 @@ func newScheduler(n *Node, opts SchedOptions) *scheduler {
 	return &scheduler{
 		n: n, log: n.log.With("component", "scheduler"), p: defaultSchedPolicy(n.cfg.MaxOutgoing), tick: tick,
 		wake: make(chan struct{}, 1), rnd: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
-		inflight: map[feeds.FeedRef]bool{}, closing: map[feeds.FeedRef]bool{}, useful: map[feeds.FeedRef]time.Time{},
+		inflight: map[feeds.FeedRef]bool{}, owned: map[*conn]bool{}, closing: map[feeds.FeedRef]bool{}, useful: map[feeds.FeedRef]time.Time{},
 	}
 }
 
@@ -269,6 +274,7 @@ func (s *scheduler) ended(c *conn) {
 	s.mu.Lock()
 	delete(s.closing, c.id)
 	delete(s.useful, c.id)
+	delete(s.owned, c)
 	s.mu.Unlock()
 	s.poke()
 }
@@ -281,7 +287,8 @@ func (s *scheduler) received(peer feeds.FeedRef) {
 	s.mu.Unlock()
 }
 
-// outgoing lists the outgoing connections the limit counts: not the
+// outgoing lists the outgoing connections the limit counts: those the
+// scheduler and the room client dialled, not the owner's nor the
 // keepers' (configured, remembered, rooms).
 func (s *scheduler) outgoing(now time.Time) []schedConn {
 	m := s.n.conns
@@ -295,9 +302,14 @@ func (s *scheduler) outgoing(now time.Time) []schedConn {
 	m.mu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for c := range s.owned {
+		if c.e.Context().Err() != nil {
+			delete(s.owned, c) // ended before it was adopted
+		}
+	}
 	var out []schedConn
 	for _, c := range conns {
-		if c.direction != "out" || kept[c.id] {
+		if c.direction != "out" || kept[c.id] || !s.owned[c] {
 			continue
 		}
 		tier := 1
@@ -326,11 +338,20 @@ func (s *scheduler) reserve() bool {
 	return true
 }
 
-func (s *scheduler) release() {
+func (s *scheduler) release(c *conn) {
 	s.mu.Lock()
 	s.reserved--
+	s.adoptLocked(c)
 	s.mu.Unlock()
 	s.poke()
+}
+
+// adoptLocked counts c (a dial's result, nil when it failed) against the
+// limit, unless it is a connection the owner or a keeper opened before.
+func (s *scheduler) adoptLocked(c *conn) {
+	if c != nil && c.direction == "out" && c.e.Context().Err() == nil && s.n.now().Sub(c.since) < time.Minute {
+		s.owned[c] = true
+	}
 }
 
 // syncRooms puts the present attendants of our rooms in the book (as
@@ -375,7 +396,7 @@ func (s *scheduler) survey(now time.Time) (all []candidate, lacking bool) {
 	me := n.keys.ID
 	m := n.conns
 	hops := n.graph.Hops(me, n.cfg.Hops)
-	lacking = n.missingFeeds() > 0
+	lacking = s.isLacking(now)
 	m.mu.Lock()
 	keeper := map[feeds.FeedRef]string{}
 	for id, t := range m.targets {
@@ -422,6 +443,23 @@ func (s *scheduler) survey(now time.Time) (all []candidate, lacking bool) {
 		all = append(all, c)
 	}
 	return all, lacking
+}
+
+// isLacking reports whether a feed within --hops is missing from the
+// store, computed at most every 10 s.
+func (s *scheduler) isLacking(now time.Time) bool {
+	s.mu.Lock()
+	fresh := !s.lackedAt.IsZero() && now.Sub(s.lackedAt) < 10*time.Second && now.After(s.lackedAt)
+	l := s.lacking
+	s.mu.Unlock()
+	if fresh {
+		return l
+	}
+	l = s.n.missingFeeds() > 0
+	s.mu.Lock()
+	s.lacking, s.lackedAt = l, now
+	s.mu.Unlock()
+	return l
 }
 
 // step looks at the book and the connections once: it closes the
@@ -488,10 +526,11 @@ func (s *scheduler) step() {
 func (s *scheduler) dial(life context.Context, a feeds.Address) {
 	defer s.wg.Done()
 	ctx, cancel := context.WithTimeout(life, 30*time.Second)
-	_, err := s.n.conns.dial(ctx, a)
+	c, err := s.n.conns.dial(ctx, a)
 	cancel()
 	s.mu.Lock()
 	delete(s.inflight, a.Key)
+	s.adoptLocked(c)
 	s.mu.Unlock()
 	if err != nil && life.Err() == nil {
 		s.log.Debug("dial failed", "addr", a.String(), "err", err)

@@ -202,3 +202,69 @@ func TestAddrBookFile(t *testing.T) {
 		}
 	})
 }
+
+// FuzzPeersFile: whatever REPO/peers.json holds, loading it either fails
+// with an error (leaving the file alone) or gives a book that saves and
+// loads back to the same addresses.
+func FuzzPeersFile(f *testing.F) {
+	f.Add([]byte(`{"peers":[{"address":"net:127.0.0.1:8008~shs:AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}]}`))
+	f.Add([]byte(`{"version":2,"peers":[{"address":"net:h:1~shs:AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","sources":["pub","seen"],"lastSeen":1,"failures":3}]}`))
+	f.Add([]byte(`{"version":9}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		repo := t.TempDir()
+		if err := os.WriteFile(peersFilePath(repo), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		b := newAddrBook(repo, testRef(0))
+		if err := b.load(); err != nil {
+			if got, _ := os.ReadFile(peersFilePath(repo)); string(got) != string(data) {
+				t.Fatal("a refused file was changed")
+			}
+			return
+		}
+		var want []string
+		for _, k := range b.snapshot() {
+			kept := &knownAddr{addr: k.addr, sources: map[string]bool{}, lastSeen: k.lastSeen}
+			for _, s := range k.sources {
+				kept.sources[s] = true
+			}
+			if kept.persisted() {
+				want = append(want, k.addr.String())
+			}
+		}
+		if err := b.save(time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		c := newAddrBook(repo, testRef(0))
+		if err := c.load(); err != nil {
+			t.Fatalf("reload: %v", err)
+		}
+		var got []string
+		for _, k := range c.snapshot() {
+			got = append(got, k.addr.String())
+		}
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Fatalf("reloaded %v, want %v", got, want)
+		}
+	})
+}
+
+// BenchmarkSchedPlan: one scheduling decision over a full address book
+// (maxKnown candidates, a third of them followed) and max-outgoing
+// connections.
+func BenchmarkSchedPlan(b *testing.B) {
+	p := defaultSchedPolicy(8)
+	cands := make([]schedCand, maxKnown)
+	for i := range cands {
+		k := feeds.FeedRef{1, byte(i), byte(i >> 8)}
+		cands[i] = schedCand{Addr: feeds.Address{Host: "h", Port: i + 1, Key: k, Transport: feeds.TransportNet}, Tier: min(i%3, 1), Hop: i % 4, Failures: i % 5, Rand: uint64(i * 7919)}
+	}
+	conns := make([]schedConn, 8)
+	for i := range conns {
+		conns[i] = schedConn{Peer: feeds.FeedRef{2, byte(i)}, Tier: i % 2, Idle: time.Duration(i) * time.Minute}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		p.plan(cands, conns, 0)
+	}
+}

@@ -32,12 +32,25 @@ func (n *Node) Serve(ctx context.Context) error {
 		n.listen = append(n.listen, t.address(l))
 		n.mu.Unlock()
 	}
+	dbg, derr := n.openDebug()
+	if derr != nil {
+		for _, o := range opened {
+			o.Close()
+		}
+		return errors.Join(derr, n.Close())
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	if err := n.conns.start(gctx); err != nil {
 		for _, o := range opened {
 			o.Close()
 		}
+		if dbg != nil {
+			dbg.Close()
+		}
 		return errors.Join(err, n.Close())
+	}
+	if dbg != nil {
+		g.Go(func() error { return n.serveDebug(gctx, dbg) })
 	}
 	for i, t := range n.listeners {
 		g.Go(func() error { return n.supervise(gctx, i, t, opened[i]) })

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cask-ssb/cask/feeds"
+	"github.com/cask-ssb/cask/plugins/status"
 )
 
 // syncProgressInterval is how often replication progress is logged while
@@ -18,6 +19,9 @@ const syncProgressInterval = 5 * time.Second
 // (initial sync shows it is moving; an idle node logs nothing).
 type syncProgress struct {
 	self feeds.FeedRef
+	// sync, if set, compares the peers' EBT clocks with ours; its figures
+	// join the line once a peer's clock is known. Set before run.
+	sync func() status.Sync
 
 	mu     sync.Mutex
 	count  int // messages since the last line
@@ -69,6 +73,11 @@ func (p *syncProgress) run(ctx context.Context, interval time.Duration, log *slo
 		args := []any{"received", count, "per_second", float64(count) / interval.Seconds(), "feeds_receiving", active, "total", total}
 		if missing != nil {
 			args = append(args, "feeds_not_started", missing())
+		}
+		if p.sync != nil {
+			if s := p.sync(); s.Peers > 0 {
+				args = append(args, "known", s.Known, "held", s.Held, "feeds_behind", s.FeedsBehind)
+			}
 		}
 		log.Info("replication progress", args...)
 	}

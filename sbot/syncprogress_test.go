@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cask-ssb/cask/feeds"
+	"github.com/cask-ssb/cask/plugins/status"
 )
 
 // syncBuf is a goroutine-safe log buffer.
@@ -34,6 +35,7 @@ func TestSyncProgressLogsOnlyWhileReceiving(t *testing.T) {
 	var self, a, b feeds.FeedRef
 	a[0], b[0] = 1, 2
 	p := newSyncProgress(self)
+	p.sync = func() status.Sync { return status.Sync{Peers: 1, Known: 50, Held: 20, FeedsBehind: 1} }
 	var buf syncBuf
 	log := slog.New(slog.NewTextHandler(&buf, nil))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -56,7 +58,7 @@ func TestSyncProgressLogsOnlyWhileReceiving(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	line := buf.String()
-	for _, want := range []string{"received=3", "feeds_receiving=2", "total=3", "feeds_not_started=7", "level=INFO"} {
+	for _, want := range []string{"received=3", "feeds_receiving=2", "total=3", "feeds_not_started=7", "known=50", "held=20", "feeds_behind=1", "level=INFO"} {
 		if !strings.Contains(line, want) {
 			t.Errorf("progress line %q lacks %q", line, want)
 		}

@@ -51,6 +51,9 @@ type ListenerConfig struct {
 	// info line counting them (default slog.Default()).
 	Logger              *slog.Logger
 	RefusalSummaryEvery time.Duration
+	// Refused, if set, is called for every connection whose handshake
+	// failed, timed out or was evicted (metrics). It must not block.
+	Refused func(remote net.Addr, err error)
 }
 
 // Listener accepts connections from an inner listener, runs the server
@@ -276,6 +279,9 @@ func (l *Listener) handshake(p *pendingConn) {
 // level at most once per RefusalSummaryEvery.
 func (l *Listener) refused(remote net.Addr, err error) {
 	l.failed.Add(1)
+	if l.cfg.Refused != nil {
+		l.cfg.Refused(remote, err)
+	}
 	l.cfg.Logger.Debug("secretstream: refused connection: handshake failed", "remote", remote.String(), "err", err)
 	l.smu.Lock()
 	l.nRefused++

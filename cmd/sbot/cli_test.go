@@ -256,6 +256,9 @@ func TestServeSettings(t *testing.T) {
 		{name: "env not a number", env: map[string]string{"SSB_MAX_CONNS": "lots"}, code: 2, stderr: `max-conns = "lots" (from environment SSB_MAX_CONNS): want an integer`},
 		{name: "flag max-streams -1", args: []string{"--max-streams", "-1"}, code: 2, stderr: "max-streams = -1 (from flag --max-streams)"},
 		{name: "flag hops 11", args: []string{"--hops", "11"}, code: 2, stderr: "hops = 11 (from flag --hops)"},
+		{name: "file max-outgoing -1", file: "max-outgoing = -1\n", code: 2, stderr: "max-outgoing = -1 (from REPO/config.toml): want an integer from 0 to 1000"},
+		{name: "env max-outgoing", env: map[string]string{"SSB_MAX_OUTGOING": "1001"}, code: 2, stderr: "max-outgoing = 1001 (from environment SSB_MAX_OUTGOING)"},
+		{name: "flag max-outgoing", args: []string{"--max-outgoing", "-2"}, code: 2, stderr: "max-outgoing = -2 (from flag --max-outgoing)"},
 		{name: "flag beats file", file: "max-conns = 0\n", args: []string{"--max-conns", "-5"}, code: 2, stderr: "max-conns = -5 (from flag --max-conns)"},
 		{name: "flag listen", args: []string{"--listen", "nowhere"}, code: 2, stderr: `listen = "nowhere" (from flag --listen)`},
 		{name: "flag log-level", args: []string{"--log-level", "loud"}, code: 2, stderr: `log-level = "loud" (from flag --log-level)`},
@@ -266,7 +269,7 @@ func TestServeSettings(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			repo := t.TempDir()
-			for _, k := range []string{"SSB_HOPS", "SSB_MAX_CONNS", "SSB_MAX_STREAMS", "SSB_LISTEN", "SSB_LOG_LEVEL", "SSB_ALLOW_INSECURE_SECRET"} {
+			for _, k := range []string{"SSB_HOPS", "SSB_MAX_CONNS", "SSB_MAX_STREAMS", "SSB_LISTEN", "SSB_LOG_LEVEL", "SSB_ALLOW_INSECURE_SECRET", "SSB_MAX_OUTGOING"} {
 				t.Setenv(k, "")
 				os.Unsetenv(k)
 			}

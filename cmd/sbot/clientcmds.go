@@ -437,6 +437,7 @@ per line.`,
 	root.AddCommand(call)
 	addPeerCmds(root)
 	addRoomCmds(root)
+	addInviteCmds(root)
 }
 
 // callArgs parses the arguments of `sbot call`: JSON values, or raw

@@ -96,6 +96,7 @@ func newRootCmd() *cobra.Command {
 	addClientCmds(root)
 	addQueryCmds(root)
 	addBlobCmds(root)
+	addSyncCmd(root)
 	usageArgs(root)
 	return root
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cask-ssb/cask/feeds"
+	"github.com/cask-ssb/cask/internal/roomweb"
 	"github.com/cask-ssb/cask/muxrpc"
 	"github.com/cask-ssb/cask/sbot/client"
 )
@@ -40,8 +41,8 @@ func addPeerCmds(root *cobra.Command) {
 		}
 	}
 
-	connect := peerCmd("connect ADDR", "Connect the daemon to a peer (net:HOST:PORT~shs:KEY, tunnel:@ROOM:@PEER~shs:KEY or HOST:PORT:@KEY.ed25519) and replicate with it; --remember keeps it connected, after restarts too", exactly(1), func(cmd *cobra.Command, args []string, ctx context.Context, c *client.Client, enc *jsonOut) error {
-		if _, err := feeds.ParseAddress(args[0]); err != nil {
+	connect := peerCmd("connect ADDR", "Connect the daemon to a peer (net:HOST:PORT~shs:KEY, tunnel:@ROOM:@PEER~shs:KEY, HOST:PORT:@KEY.ed25519, or an alias: https://ROOM/alias/NAME or ssb:experimental?action=consume-alias&…) and replicate with it; --remember keeps it connected, after restarts too", exactly(1), func(cmd *cobra.Command, args []string, ctx context.Context, c *client.Client, enc *jsonOut) error {
+		if _, err := feeds.ParseAddress(args[0]); err != nil && !roomweb.IsAliasLink(args[0]) {
 			return usageErr("connect: %w", err)
 		}
 		remember, _ := cmd.Flags().GetBool("remember")

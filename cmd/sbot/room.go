@@ -8,13 +8,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cask-ssb/cask/feeds"
+	"github.com/cask-ssb/cask/plugins/httpauth"
 	"github.com/cask-ssb/cask/sbot/client"
 )
 
 // addRoomCmds adds `sbot room join|leave|list`: the daemon's rooms (as a
 // client of rooms: attendant, tunnels).
 func addRoomCmds(root *cobra.Command) {
-	roomCmd := &cobra.Command{Use: "room", Short: "Rooms the daemon is an attendant of (join, leave, list)"}
+	roomCmd := &cobra.Command{Use: "room", Short: "Rooms the daemon is an attendant of (join, leave, list, alias, signin, signout)"}
 	sub := func(use, short string, nargs int, run func(args []string, ctx context.Context, c *client.Client, enc *jsonOut) error) {
 		cmd := &cobra.Command{Use: use, Short: short, Args: func(cmd *cobra.Command, args []string) error {
 			if err := cobra.ExactArgs(nargs)(cmd, args); err != nil {
@@ -61,6 +62,26 @@ func addRoomCmds(root *cobra.Command) {
 	sub("list", "List the rooms with their state, the attendants online and which of them we follow", 0, func(_ []string, ctx context.Context, c *client.Client, enc *jsonOut) error {
 		var out json.RawMessage
 		if err := c.Endpoint().Async(ctx, &out, []string{"roomClient", "rooms"}); err != nil {
+			return err
+		}
+		return enc.Encode(out)
+	})
+	sub("signin LINK", "Sign in to a room's web dashboard: answer the page's ssb:experimental?action=start-http-auth link with our key (httpAuth.sendSolution)", 1, func(args []string, ctx context.Context, c *client.Client, enc *jsonOut) error {
+		if _, err := httpauth.ParseStartURI(args[0]); err != nil {
+			return usageErr("room signin: %w", err)
+		}
+		var out json.RawMessage
+		if err := c.Endpoint().Async(ctx, &out, []string{"httpAuthClient", "signIn"}, args[0]); err != nil {
+			return err
+		}
+		return enc.Encode(out)
+	})
+	sub("signout ROOMID", "Sign out of a room's web dashboard everywhere: end every browser session of our key (httpAuth.invalidateAllSolutions)", 1, func(args []string, ctx context.Context, c *client.Client, enc *jsonOut) error {
+		if _, err := feeds.ParseFeedRef(args[0]); err != nil {
+			return usageErr("room signout: %w", err)
+		}
+		var out json.RawMessage
+		if err := c.Endpoint().Async(ctx, &out, []string{"httpAuthClient", "signOut"}, args[0]); err != nil {
 			return err
 		}
 		return enc.Encode(out)

@@ -71,6 +71,23 @@ var serveSettings = []setting{
 		return nil
 	}},
 	{"tunnel-accept", "SSB_TUNNEL_ACCEPT", `whom to keep an incoming tunneled connection (through a room) from: "followed" or "anyone" (default "followed")`, func(c *sbot.Config, v string) error { c.TunnelAccept = v; return nil }},
+	{"debug-listen", "SSB_DEBUG_LISTEN", `address for Prometheus /metrics and /debug/pprof/, e.g. 127.0.0.1:6078 (default "off"); a loopback address unless --debug-listen-public`, func(c *sbot.Config, v string) error { c.DebugListen = v; return nil }},
+	{"debug-listen-public", "SSB_DEBUG_LISTEN_PUBLIC", "allow --debug-listen on a non-loopback address (metrics and pprof open to the network)", boolSetting(func(c *sbot.Config, b bool) { c.DebugListenPublic = b })},
+}
+
+// boolSettings are the settings given as flags without a value.
+var boolSettings = map[string]bool{"allow-insecure-secret": true, "debug-listen-public": true}
+
+// boolSetting parses true or false.
+func boolSetting(set func(*sbot.Config, bool)) func(*sbot.Config, string) error {
+	return func(c *sbot.Config, v string) error {
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			return errors.New("want true or false")
+		}
+		set(c, b)
+		return nil
+	}
 }
 
 // intSetting parses an integer; its range is checked by Config.Validate,
@@ -147,8 +164,8 @@ owner-only unix socket REPO/socket, and serve muxrpc until SIGINT/SIGTERM.
 
 Every setting is also an environment variable and a key in REPO/config.toml
 (listen, caps, key, log-format, log-level, max-conns, max-streams, hops, peers,
-allow-insecure-secret, rooms, tunnel-accept, max-outgoing, ws-listen,
-ws-trusted-proxies);
+allow-insecure-secret, rooms, tunnel-accept, max-outgoing, debug-listen,
+debug-listen-public, ws-listen, ws-trusted-proxies);
 flags win over the environment, which wins over the file.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -174,7 +191,7 @@ flags win over the environment, which wins over the file.`,
 	}
 	addRepoFlag(cmd.Flags())
 	for _, s := range serveSettings {
-		if s.flag == "allow-insecure-secret" {
+		if boolSettings[s.flag] {
 			cmd.Flags().Bool(s.flag, false, s.usage+" (env "+s.env+")")
 			continue
 		}

@@ -63,6 +63,21 @@ type Options struct {
 	// are durable, before their callers are answered. It runs on the
 	// writer goroutine: it must not block or write.
 	AfterCommit func(msgs []*classic.Message)
+	// Observer, if set, is told the size and duration of every signature
+	// batch and every group commit (metrics).
+	Observer Observer
+}
+
+// Observer sees the writer's work as it is done. Its methods must be fast
+// and must not block: Committed runs on the writer goroutine, Verified on
+// the goroutine of the Add call.
+type Observer interface {
+	// Committed: n messages were appended (one store batch, one fsync)
+	// in d.
+	Committed(n int, d time.Duration)
+	// Verified: the signatures of n messages were checked (one parallel
+	// batch) in d.
+	Verified(n int, d time.Duration)
 }
 
 // Log is the feed writer. Its methods are safe for concurrent use.
@@ -74,6 +89,7 @@ type Log struct {
 	log      *slog.Logger
 	maxBatch int
 	after    func([]*classic.Message)
+	observer Observer
 	verifier *classic.Verifier
 
 	reqs  chan *request
@@ -116,7 +132,7 @@ func New(o Options) (*Log, error) {
 	}
 	l := &Log{
 		st: o.Store, keys: o.Keys, hmac: o.HMACKey, now: o.Now, log: o.Logger,
-		maxBatch: o.MaxBatch, after: o.AfterCommit,
+		maxBatch: o.MaxBatch, after: o.AfterCommit, observer: o.Observer,
 		verifier: classic.NewVerifier(o.HMACKey),
 		stopc:    make(chan struct{}), done: make(chan struct{}),
 		states: map[feeds.FeedRef]*classic.FeedState{},
@@ -226,7 +242,11 @@ func (l *Log) Publish(ctx context.Context, content json.RawMessage) (store.Recor
 // out of order) ends the call: the messages before it are stored, none
 // after it. Messages held already are skipped (Result.Held).
 func (l *Log) Add(ctx context.Context, msgs []*classic.Message) Result {
+	start := time.Now()
 	ok := l.verifier.VerifySignatures(ctx, msgs)
+	if l.observer != nil && len(msgs) > 0 {
+		l.observer.Verified(len(msgs), time.Since(start))
+	}
 	cut := len(msgs)
 	for i, good := range ok {
 		if !good {
@@ -403,7 +423,11 @@ func (l *Log) commit(group []*request) {
 		}
 	}
 	if len(p.recs) > 0 {
+		start := time.Now()
 		seqs, err := l.st.Append(p.recs)
+		if err == nil && l.observer != nil {
+			l.observer.Committed(len(p.recs), time.Since(start))
+		}
 		if err != nil {
 			l.log.Error("append failed", "records", len(p.recs), "err", err)
 			err = fmt.Errorf("append: %w", err)

@@ -44,6 +44,7 @@
 //	x/fork/<author:32><sequence:8> → JSON      evidence of a fork (store.Fork)
 //	x/corrupt/<seq:8><unix nanos:8> → bytes   an undecodable record Fsck moved aside
 //	x/corrupt-key/<key tail>        → bytes   the value of a malformed log key, moved aside
+//	x/ebtclock/<peer:32>      → repeated <feed:32><sequence:8>  last known clock of an EBT peer
 //
 // A log record is
 //

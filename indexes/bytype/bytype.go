@@ -8,8 +8,10 @@
 //
 //	r<type>\x00<receive ts:8><seq:8>   messages of a type, receive timestamp order
 //	c<type>\x00<claimed ts:8><seq:8>   messages of a type, claimed timestamp order
-//	a<claimed ts:8><seq:8>             every message, claimed timestamp order
+//	a<resolved ts:8><author><seq:8>    every message, in ssb-db's feed order
 //
+// The resolved timestamp (ssb-db's createFeedStream order) is the claimed
+// one, or the receive time when the claimed one is missing or later.
 // Timestamps are content.AppendFloat (bytewise order is numeric order).
 // Private messages our key opens are indexed by their decrypted type.
 package bytype
@@ -66,7 +68,8 @@ func ValidType(t string) bool {
 func (ix *Index) Stage(w *store.IndexWriter, rec *store.Record) error {
 	m := ix.dec.Decode(rec)
 	k := append(ix.key[:0], 'a')
-	k = content.AppendFloat(k, m.ClaimedTS)
+	k = content.AppendFloat(k, Resolved(m.ClaimedTS, rec.Timestamp))
+	k = append(k, rec.Author.String()...)
 	k = content.AppendSeq(k, rec.Seq)
 	if err := w.Set(k, nil); err != nil {
 		return err
@@ -104,4 +107,14 @@ func Timestamp(key []byte) float64 {
 		return 0
 	}
 	return content.Float(key[len(key)-16 : len(key)-8])
+}
+
+// Resolved is ssb-db's resolved timestamp of a message: the claimed
+// timestamp, or the receive timestamp when the claimed one is missing or
+// later than it.
+func Resolved(claimed, received float64) float64 {
+	if claimed == 0 || claimed != claimed || received < claimed {
+		return received
+	}
+	return claimed
 }

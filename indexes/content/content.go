@@ -53,7 +53,7 @@ type Msg struct {
 // Decoder decodes records for the indexers of one store. It is not safe
 // for concurrent use: the store stages records from one goroutine.
 type Decoder struct {
-	curve   *[32]byte
+	opener  *privatebox.Opener
 	lastSeq int64
 	lastKey feeds.MessageRef
 	msg     Msg
@@ -65,8 +65,7 @@ type Decoder struct {
 func NewDecoder(kp *feeds.KeyPair) *Decoder {
 	d := &Decoder{}
 	if kp != nil && kp.Private != nil {
-		c := kp.Curve25519Secret()
-		d.curve = &c
+		d.opener, _ = privatebox.NewOpener(kp.Curve25519Secret()) // nil on a bad key: nothing opens
 	}
 	return d
 }
@@ -96,14 +95,14 @@ func (d *Decoder) Decode(rec *store.Record) *Msg {
 			return &d.msg
 		}
 		d.msg.Boxed = true
-		if d.curve == nil {
+		if d.opener == nil {
 			return &d.msg
 		}
 		ct, err := privatebox.ParseBoxContent(s)
 		if err != nil {
 			return &d.msg
 		}
-		pt, ok := privatebox.OpenWithCurveSecret(ct, *d.curve)
+		pt, ok := d.opener.Open(ct)
 		if !ok {
 			return &d.msg
 		}

@@ -188,6 +188,7 @@ func (s *stream) close(broken bool) {
 type pipeConn struct {
 	nw            *Network
 	local, remote simAddr
+	host          string // local host
 	in, out       *stream
 	rd, wd        deadline
 	once          sync.Once
@@ -196,8 +197,8 @@ type pipeConn struct {
 
 func newPipe(nw *Network, link Link, a, b simAddr) (*pipeConn, *pipeConn) {
 	ab, ba := newStream(link), newStream(link)
-	x := &pipeConn{nw: nw, local: a, remote: b, in: ba, out: ab}
-	y := &pipeConn{nw: nw, local: b, remote: a, in: ab, out: ba}
+	x := &pipeConn{nw: nw, local: a, remote: b, host: a.host(), in: ba, out: ab}
+	y := &pipeConn{nw: nw, local: b, remote: a, host: b.host(), in: ab, out: ba}
 	x.peer, y.peer = y, x
 	return x, y
 }
@@ -205,7 +206,7 @@ func newPipe(nw *Network, link Link, a, b simAddr) (*pipeConn, *pipeConn) {
 func (c *pipeConn) Read(p []byte) (int, error) { return c.in.read(p, &c.rd) }
 
 func (c *pipeConn) Write(p []byte) (int, error) {
-	return c.out.write(p, &c.wd, func(n int) { c.nw.countSent(c.local.host(), n) })
+	return c.out.write(p, &c.wd, func(n int) { c.nw.countSent(c.host, n) })
 }
 
 // Close is an orderly close: the peer reads what was sent, then EOF.

@@ -44,14 +44,22 @@ type Config struct {
 	// LatencyMax]; Bandwidth per direction in bytes/s (0: unlimited).
 	LatencyMin, LatencyMax time.Duration
 	Bandwidth              int64
-	// Gossip: every DialEvery each node dials a peer of its choice; a node
-	// with Degree connections or more first drops one. Dials go on after
-	// the faults until the network converges (or Deadline).
+	// Gossip: every DialEvery each node with fewer than Degree
+	// connections dials a peer (half the time one it follows); one with Degree or more
+	// drops one of them and dials with probability Rotate (drawn in the
+	// plan). Dials go on after the faults until the network converges (or
+	// Deadline).
 	Degree    int
 	DialEvery time.Duration
+	Rotate    float64
 	// Attacks: each hostile node attacks a random honest node every
 	// AttackEvery during FaultsFor.
 	AttackEvery time.Duration
+	// RoomOnly: the first RoomOnly honest nodes listen on nothing
+	// (--listen off) and are reached only through a room (cmd/room's
+	// server, on loopback TCP outside the simulated links), which every
+	// honest node then joins. Hostile nodes attack only the others.
+	RoomOnly int
 	// Deadline bounds the whole run; Stall fails the run when no honest
 	// node gained a message for this long before convergence.
 	Deadline time.Duration
@@ -97,6 +105,7 @@ type Event struct {
 	Kind   EventKind
 	Node   int // index in Plan.Hosts
 	Peer   int
+	Rotate bool // EvDial: drop a connection first if at Degree
 	Attack Attack
 	Groups []int // EvPartition: group per host
 }
@@ -105,7 +114,7 @@ func (e Event) String() string {
 	s := fmt.Sprintf("%8.3fs %-9s %d", e.At.Seconds(), e.Kind, e.Node)
 	switch e.Kind {
 	case EvDial:
-		s += fmt.Sprintf(" -> %d", e.Peer)
+		s += fmt.Sprintf(" -> %d rotate=%v", e.Peer, e.Rotate)
 	case EvAttack:
 		s += fmt.Sprintf(" -> %d %s", e.Peer, e.Attack)
 	case EvPartition:
@@ -304,11 +313,18 @@ func (p *Plan) drawEvents(r *rand.Rand) {
 	if c.DialEvery > 0 {
 		for i := range n {
 			for at := time.Duration(r.Int64N(int64(c.DialEvery))); at < c.Deadline; at += c.DialEvery {
-				j := r.IntN(n - 1)
-				if j >= i {
-					j++
+				// Half the dials go to a feed the node follows (as the
+				// daemon's scheduler prefers them), the rest anywhere.
+				var j int
+				if f := p.Follows[i]; len(f) > 0 && r.IntN(2) == 0 {
+					j = f[r.IntN(len(f))]
+				} else {
+					j = r.IntN(n - 1)
+					if j >= i {
+						j++
+					}
 				}
-				add(Event{At: at, Kind: EvDial, Node: i, Peer: j})
+				add(Event{At: at, Kind: EvDial, Node: i, Peer: j, Rotate: r.Float64() < c.Rotate})
 			}
 		}
 	}
@@ -319,10 +335,10 @@ func (p *Plan) drawEvents(r *rand.Rand) {
 			if h%2 == 1 {
 				kinds = []Attack{AttackGarbage, AttackFlood}
 			}
-			victim := r.IntN(n) // every fork attack of h goes to one node
+			victim := c.RoomOnly + r.IntN(n-c.RoomOnly) // every fork attack of h goes to one node
 			k := 0
 			for at := c.AttackEvery / 2; at < c.FaultsFor; at += c.AttackEvery {
-				e := Event{At: at, Kind: EvAttack, Node: n + h, Peer: r.IntN(n), Attack: kinds[k%len(kinds)]}
+				e := Event{At: at, Kind: EvAttack, Node: n + h, Peer: c.RoomOnly + r.IntN(n-c.RoomOnly), Attack: kinds[k%len(kinds)]}
 				if e.Attack == AttackFork {
 					e.Peer = victim
 				}

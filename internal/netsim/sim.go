@@ -31,6 +31,8 @@ import (
 	"time"
 
 	"github.com/cask-ssb/cask/feeds"
+	"github.com/cask-ssb/cask/plugins/replicate"
+	"github.com/cask-ssb/cask/room"
 	"github.com/cask-ssb/cask/sbot"
 	"github.com/cask-ssb/cask/sbot/client"
 	"github.com/cask-ssb/cask/secretstream"
@@ -38,6 +40,9 @@ import (
 
 // port every simulated node listens on.
 const port = 8008
+
+// stopHang: a daemon that takes longer to stop is reported as hung.
+const stopHang = 60 * time.Second
 
 // node is one honest sbot node: its repo survives restarts.
 type node struct {
@@ -55,6 +60,8 @@ type node struct {
 	done    chan error
 	pending int // posts due while it was offline
 	seq     atomic.Int64
+	// ingest adds up the ingest counters of the daemon's past runs.
+	ingest replicate.Stats
 }
 
 // Sim is one run of a Plan.
@@ -67,9 +74,11 @@ type Sim struct {
 	caps    secretstream.AppKey
 	nodes   []*node
 	hostile []*hostile
+	room    *room.Server // with Config.RoomOnly
+	roomID  feeds.FeedRef
 
 	starts, stops, kills, restarts atomic.Int64
-	attacks, dialsTried            atomic.Int64
+	attacks, dialsTried, tunnels   atomic.Int64
 	peakHeap                       atomic.Uint64
 
 	errMu sync.Mutex
@@ -149,6 +158,9 @@ func (s *Sim) fail(err error) {
 }
 
 func (s *Sim) address(i int) string {
+	if i < s.plan.Config.RoomOnly {
+		return feeds.Address{Transport: feeds.TransportTunnel, Portal: s.roomID, Key: s.ID(i)}.String()
+	}
 	return feeds.Address{Host: s.plan.Hosts[i], Port: port, Key: s.ID(i), Transport: feeds.TransportNet}.String()
 }
 
@@ -161,11 +173,20 @@ func (s *Sim) start(n *node) error {
 	}
 	cfg := sbot.Defaults(n.repo)
 	cfg.Listen = fmt.Sprintf("%s:%d", n.name, port)
+	if n.idx < s.plan.Config.RoomOnly {
+		cfg.Listen = "off"
+	}
+	if s.room != nil {
+		cfg.Rooms = []string{s.room.Address()}
+		cfg.TunnelAccept = sbot.TunnelAcceptAnyone
+	}
 	cfg.Hops = s.plan.Config.Hops
-	sb, err := sbot.New(sbot.Options{Config: cfg, Logger: s.nodeLog.With("node", n.name), Network: n.host})
+	sb, err := sbot.New(sbot.Options{Config: cfg, Logger: s.nodeLog.With("node", n.name), Network: n.host,
+		Sched: sbot.SchedOptions{Seed: s.plan.Config.Seed<<8 + uint64(n.idx) + 1}})
 	if err != nil {
 		return fmt.Errorf("start %s: %w", n.name, err)
 	}
+	tNew := time.Now()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- sb.Serve(ctx) }()
@@ -175,7 +196,11 @@ func (s *Sim) start(n *node) error {
 		cancel()
 		return fmt.Errorf("start %s: %w", n.name, err)
 	}
+	tReady := time.Now()
 	cli, err := client.DialRepo(ctx, n.repo)
+	if d := time.Since(tNew); d > time.Second {
+		s.log.Info("netsim: start phases", "node", n.name, "serve-ready", tReady.Sub(tNew), "owner-socket", time.Since(tReady))
+	}
 	if err != nil {
 		cancel()
 		<-done
@@ -202,7 +227,20 @@ func (s *Sim) stop(n *node, kill bool) error {
 	}
 	n.cli.Close()
 	n.cancel()
-	err := <-n.done
+	began := time.Now()
+	var err error
+	select {
+	case err = <-n.done:
+	case <-time.After(stopHang):
+		return fmt.Errorf("stop %s: the daemon did not stop within %v", n.name, stopHang)
+	}
+	if d := time.Since(began); d > 2*time.Second {
+		s.log.Info("netsim: slow stop", "node", n.name, "took", d, "kill", kill)
+	}
+	is := n.sb.IngestStats()
+	n.ingest.Kept += is.Kept
+	n.ingest.Held += is.Held
+	n.ingest.Refused += is.Refused
 	n.sb, n.cli, n.cancel, n.done = nil, nil, nil, nil
 	if err != nil {
 		return fmt.Errorf("stop %s: %w", n.name, err)
@@ -236,8 +274,12 @@ func post(n *node) map[string]any {
 // restart starts n again and publishes what fell due meanwhile.
 func (s *Sim) restart(ctx context.Context, n *node) error {
 	s.nw.SetDown(n.name, false)
+	began := time.Now()
 	if err := s.start(n); err != nil {
 		return err
+	}
+	if d := time.Since(began); d > 2*time.Second {
+		s.log.Info("netsim: slow start", "node", n.name, "took", d)
 	}
 	s.restarts.Add(1)
 	n.mu.Lock()
@@ -253,11 +295,25 @@ func (s *Sim) restart(ctx context.Context, n *node) error {
 	return nil
 }
 
-// sbotOf returns n's running daemon, or nil.
+// daemon returns n's running daemon, or nil.
 func (n *node) daemon() *sbot.Node {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.sb
+}
+
+// ingestStats are n's ingest counters over all its runs.
+func (n *node) ingestStats() replicate.Stats {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	is := n.ingest
+	if n.sb != nil {
+		cur := n.sb.IngestStats()
+		is.Kept += cur.Kept
+		is.Held += cur.Held
+		is.Refused += cur.Refused
+	}
+	return is
 }
 
 // Result is what a run measured.
@@ -269,6 +325,7 @@ type Result struct {
 	Delivered  int64         // messages stored by honest nodes from others
 	DeliveredB int64         // their bytes
 	Received   int64         // messages honest nodes received (stored, duplicate or refused)
+	Kept       int64         // of which stored (over every restart of the node)
 	Duplicates int64
 	Refused    int64
 	BytesSent  int64 // by honest nodes, on every connection
@@ -277,9 +334,13 @@ type Result struct {
 	Stops      int64
 	Kills      int64
 	Attacks    int64
-	Forks      int // forks recorded by honest nodes
+	Tunnels    int64 // dials through the room that succeeded
+	Forks      int   // forks recorded by honest nodes
 	PeakHeap   uint64
 	Goroutines int // at convergence
+	// Digests: per honest node, what it holds of the feeds within its
+	// hops (see Sim.Delivered); the same for every run of one plan.
+	Digests []string
 }
 
 // Run executes the plan until the network converges, the deadline or a
@@ -289,6 +350,16 @@ func (s *Sim) Run(ctx context.Context) (res Result, err error) {
 	c := s.plan.Config
 	ctx, cancel := context.WithTimeout(ctx, c.Deadline)
 	defer cancel()
+	stopHeap := s.watchHeap()
+	defer stopHeap()
+	if c.RoomOnly > 0 {
+		stopRoom, rerr := s.startRoom()
+		if rerr != nil {
+			return res, rerr
+		}
+		// Deferred before the nodes' stop: runs after it.
+		defer func() { err = errors.Join(err, stopRoom()) }()
+	}
 	defer func() {
 		for _, n := range s.nodes {
 			if serr := s.stop(n, false); serr != nil {
@@ -296,8 +367,6 @@ func (s *Sim) Run(ctx context.Context) (res Result, err error) {
 			}
 		}
 	}()
-	stopHeap := s.watchHeap()
-	defer stopHeap()
 
 	t0 := time.Now()
 	for _, n := range s.nodes {
@@ -347,7 +416,8 @@ func (s *Sim) Run(ctx context.Context) (res Result, err error) {
 	if cerr := s.Check(ctx); cerr != nil {
 		return res, cerr
 	}
-	return res, nil
+	res.Digests, err = s.Delivered(ctx)
+	return res, err
 }
 
 // runEvents starts one worker per host (its events in order) and one for
@@ -437,16 +507,25 @@ func (s *Sim) do(ctx context.Context, e Event, wg *sync.WaitGroup) error {
 		}
 		peers := s.nw.Peers(n.name)
 		if len(peers) >= s.plan.Config.Degree {
+			if !e.Rotate {
+				return nil
+			}
 			s.nw.Cut(n.name, peers[n.rnd.IntN(len(peers))])
 		}
 		s.dialsTried.Add(1)
 		addr := s.address(e.Peer)
+		// Tunnels run over the room's real connections: note the pair
+		// here (a superset of the pairs that connected).
+		s.nw.meet(n.name, s.plan.Hosts[e.Peer])
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
-			_ = sb.ConnectAddress(dctx, addr) // may fail: down, partitioned, blocked
+			// It may fail: down, partitioned, blocked.
+			if sb.ConnectAddress(dctx, addr) == nil && e.Peer < s.plan.Config.RoomOnly {
+				s.tunnels.Add(1)
+			}
 		}()
 		return nil
 	}
@@ -454,6 +533,34 @@ func (s *Sim) do(ctx context.Context, e Event, wg *sync.WaitGroup) error {
 }
 
 func (s *Sim) nodeAddr(i int) string { return fmt.Sprintf("%s:%d", s.plan.Hosts[i], port) }
+
+// startRoom runs a room server (open mode) on loopback TCP; the returned
+// func stops it.
+func (s *Sim) startRoom() (func() error, error) {
+	cfg := room.Defaults(filepath.Join(s.dir, "room"))
+	cfg.Listen = "127.0.0.1:0"
+	cfg.HTTPListen, cfg.DebugListen = "off", "off"
+	cfg.Mode = "open"
+	r, err := room.New(room.Options{Config: cfg, Logger: s.nodeLog.With("node", "room")})
+	if err != nil {
+		return nil, fmt.Errorf("room: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- r.Serve(ctx, func() { close(ready) }) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		cancel()
+		return nil, fmt.Errorf("room: %w", err)
+	}
+	s.room, s.roomID = r, r.ID()
+	return func() error {
+		cancel()
+		return <-done
+	}, nil
+}
 
 // watchHeap samples the Go heap until the returned func is called.
 func (s *Sim) watchHeap() func() {

@@ -350,6 +350,15 @@ async function main() {
           if (err) return emitError(c, err)
           emit('published', { count: 1, seq: msg.value.sequence, key: msg.key })
         })
+      case 'publish_private':
+        // box1 (ssb-db2's built-in ssb-box) to content.recps
+        return sbot.db.create({ content: cmd.content, encryptionFormat: 'box', feedFormat: 'classic', encoding: 'js' }, (err, msg) => {
+          if (err) return emitError(c, err)
+          emit('published', { count: 1, seq: msg.value.sequence, key: msg.key })
+        })
+      case 'get_msg':
+        // the message as ssb-db2 reads it: decrypted when our key opens it
+        return sbot.db.getMsg(cmd.key, (err, msg) => err ? emitError(c, err) : emit('msg', { key: cmd.key, value: msg.value, meta: msg.meta || null }))
       case 'follow': return follow(cmd.id)
       case 'replicate': return replicateFeed(cmd.id)
       case 'connect': return connect(cmd.address, { type: cmd.type })

@@ -6,6 +6,13 @@
 // with blobs.get from a peer that has it, checked against its id and
 // stored. Wants of peers are forwarded up to 3 hops (sympathy).
 //
+// Wants are bounded and expire: at most MaxWants in all and MaxPeerWants
+// forwarded for one peer; a forwarded want, or one of ours nobody waits
+// for any more, is forgotten after WantTTL; at most MaxWaiters blobs.want
+// calls wait at once. Announcing a blob (or a want) to a peer never waits
+// for that peer: what is to be said is queued per peer, bounded, and
+// written by the peer's createWants stream.
+//
 // The package keeps no state on disk of its own: blobs live in the Store.
 package blobs
 
@@ -17,6 +24,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/cask-ssb/cask/feeds"
 	"github.com/cask-ssb/cask/muxrpc"
@@ -38,25 +46,64 @@ const Sympathy = 3
 // chunkSize is the size of blobs.get data packets (what JS sends).
 const chunkSize = 64 * 1024
 
+// Bounds of the want/have state.
+const (
+	// MaxWants is how many blob wants (ours and forwarded) are held.
+	MaxWants = 10000
+	// MaxPeerWants is how many wants of one peer are held and forwarded.
+	MaxPeerWants = 500
+	// MaxWaiters is how many blobs.want calls may wait at once.
+	MaxWaiters = 1000
+	// WantTTL is how long a forwarded want, or one of ours that nobody
+	// waits for any more, is kept.
+	WantTTL = 10 * time.Minute
+	// maxPeerHaves is how many haves of one peer are remembered.
+	maxPeerHaves = 10000
+	// sweepEvery is how often expired wants are looked for (lazily).
+	sweepEvery = 10 * time.Second
+)
+
+// ErrTooManyWaiters is the error of Want when MaxWaiters calls wait.
+var ErrTooManyWaiters = errors.New("blobs: too many blob wants waiting")
+
 // Manager runs the want/have exchange for all connections.
 type Manager struct {
 	st  Store
 	log *slog.Logger
+	// Now is the clock (tests); time.Now by default.
+	Now func() time.Time
 
-	mu       sync.Mutex
-	wants    map[feeds.BlobRef]int // negative hops: -1 = we want it ourselves
-	waiters  map[feeds.BlobRef][]chan struct{}
-	peers    map[*muxrpc.Endpoint]*peer
-	fetching map[feeds.BlobRef]bool
+	mu        sync.Mutex
+	wants     map[feeds.BlobRef]*want
+	waiters   map[feeds.BlobRef]map[chan struct{}]struct{}
+	nWaiters  int
+	peers     map[*muxrpc.Endpoint]*peer
+	fetching  map[feeds.BlobRef]bool
+	lastSweep time.Time
+}
+
+// want is one blob we look for.
+type want struct {
+	hops int   // negative: -1 = we want it ourselves
+	from *peer // the peer we forward it for; nil for our own
+	// expires: when it is forgotten; zero while a blobs.want call waits.
+	expires time.Time
 }
 
 type peer struct {
 	e     *muxrpc.Endpoint
-	out   *muxrpc.Sink // the createWants stream we serve to this peer
 	haves map[feeds.BlobRef]int64
 	ctx   context.Context
-	// pending haves to send once the peer opens its createWants stream.
+	// wants counts the wants held for this peer.
+	wants int
+	// pending: wants and haves to tell the peer, written by its
+	// createWants stream (serveWants); kick wakes it.
 	pending map[string]int64
+	kick    chan struct{}
+}
+
+func newPeer(ctx context.Context, e *muxrpc.Endpoint) *peer {
+	return &peer{e: e, haves: map[feeds.BlobRef]int64{}, ctx: ctx, kick: make(chan struct{}, 1)}
 }
 
 // New returns a Manager over st.
@@ -64,7 +111,7 @@ func New(st Store, log *slog.Logger) *Manager {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	m := &Manager{st: st, log: log, wants: map[feeds.BlobRef]int{}, waiters: map[feeds.BlobRef][]chan struct{}{},
+	m := &Manager{st: st, log: log, Now: time.Now, wants: map[feeds.BlobRef]*want{}, waiters: map[feeds.BlobRef]map[chan struct{}]struct{}{},
 		peers: map[*muxrpc.Endpoint]*peer{}, fetching: map[feeds.BlobRef]bool{}}
 	st.OnAdd(m.added)
 	return m
@@ -74,11 +121,12 @@ func New(st Store, log *slog.Logger) *Manager {
 func (m *Manager) added(ref feeds.BlobRef, size int64) {
 	m.mu.Lock()
 	_, wanted := m.wants[ref]
-	delete(m.wants, ref)
+	m.dropWantLocked(ref)
 	ws := m.waiters[ref]
 	delete(m.waiters, ref)
+	m.nWaiters -= len(ws)
 	m.mu.Unlock()
-	for _, w := range ws {
+	for w := range ws {
 		close(w)
 	}
 	if wanted {
@@ -86,19 +134,56 @@ func (m *Manager) added(ref feeds.BlobRef, size int64) {
 	}
 }
 
-// announce writes a wants/haves map to every peer's served stream (except
-// skip).
-func (m *Manager) announce(msg map[string]int64, skip *peer) {
-	m.mu.Lock()
-	var outs []*muxrpc.Sink
-	for _, p := range m.peers {
-		if p != skip && p.out != nil {
-			outs = append(outs, p.out)
+func (m *Manager) dropWantLocked(ref feeds.BlobRef) {
+	if w, ok := m.wants[ref]; ok {
+		if w.from != nil {
+			w.from.wants--
+		}
+		delete(m.wants, ref)
+	}
+}
+
+// sweepLocked forgets expired wants, at most every sweepEvery.
+func (m *Manager) sweepLocked(now time.Time) {
+	if now.Sub(m.lastSweep) < sweepEvery {
+		return
+	}
+	m.lastSweep = now
+	for ref, w := range m.wants {
+		if !w.expires.IsZero() && now.After(w.expires) {
+			m.dropWantLocked(ref)
 		}
 	}
-	m.mu.Unlock()
-	for _, o := range outs {
-		_ = o.Write(msg)
+}
+
+// announce queues a wants/haves map for every peer (except skip); each
+// peer's createWants stream writes it. It never waits for a peer.
+func (m *Manager) announce(msg map[string]int64, skip *peer) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, p := range m.peers {
+		if p != skip {
+			m.queueLocked(p, msg)
+		}
+	}
+}
+
+// queueLocked adds msg to what p is to be told, within MaxWants entries
+// (more are dropped: the peer asks again).
+func (m *Manager) queueLocked(p *peer, msg map[string]int64) {
+	if p.pending == nil {
+		p.pending = map[string]int64{}
+	}
+	for k, v := range msg {
+		if _, ok := p.pending[k]; !ok && len(p.pending) >= MaxWants {
+			m.log.Debug("blobs: too much queued for a peer; dropped", "blob", k)
+			continue
+		}
+		p.pending[k] = v
+	}
+	select {
+	case p.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -107,7 +192,7 @@ func (m *Manager) peerFor(ctx context.Context, e *muxrpc.Endpoint) *peer {
 	defer m.mu.Unlock()
 	p := m.peers[e]
 	if p == nil {
-		p = &peer{e: e, haves: map[feeds.BlobRef]int64{}, ctx: ctx}
+		p = newPeer(ctx, e)
 		m.peers[e] = p
 		// No goroutine waits for the end: an idle peer costs less.
 		context.AfterFunc(e.Context(), func() {
@@ -146,6 +231,9 @@ func (m *Manager) Connected(ctx context.Context, e *muxrpc.Endpoint) {
 func (m *Manager) process(p *peer, msg map[string]json.Number) {
 	reply := map[string]int64{}
 	forward := map[string]int64{}
+	m.mu.Lock()
+	m.sweepLocked(m.Now())
+	m.mu.Unlock()
 	for k, num := range msg {
 		ref, err := feeds.ParseBlobRef(k)
 		if err != nil {
@@ -165,16 +253,28 @@ func (m *Manager) process(p *peer, msg map[string]json.Number) {
 				continue
 			}
 			m.mu.Lock()
+			now := m.Now()
+			m.sweepLocked(now)
 			cur, wanted := m.wants[ref]
-			if !wanted || cur < hops {
-				m.wants[ref] = hops
+			switch {
+			case !wanted && (p.wants >= MaxPeerWants || len(m.wants) >= MaxWants):
+				// Over the bounds: not held, not forwarded.
+			case !wanted:
+				m.wants[ref] = &want{hops: hops, from: p, expires: now.Add(WantTTL)}
+				p.wants++
+				forward[k] = int64(hops)
+			case cur.hops < hops && cur.from != nil:
+				cur.hops = hops
+				cur.expires = now.Add(WantTTL)
 				forward[k] = int64(hops)
 			}
 			m.mu.Unlock()
 			continue
 		}
 		m.mu.Lock()
-		p.haves[ref] = v
+		if _, ok := p.haves[ref]; ok || len(p.haves) < maxPeerHaves {
+			p.haves[ref] = v
+		}
 		_, wanted := m.wants[ref]
 		m.mu.Unlock()
 		if wanted && v < m.st.MaxSize() {
@@ -183,19 +283,8 @@ func (m *Manager) process(p *peer, msg map[string]json.Number) {
 	}
 	if len(reply) > 0 {
 		m.mu.Lock()
-		out := p.out
-		if out == nil {
-			if p.pending == nil {
-				p.pending = map[string]int64{}
-			}
-			for k, v := range reply {
-				p.pending[k] = v
-			}
-		}
+		m.queueLocked(p, reply)
 		m.mu.Unlock()
-		if out != nil {
-			_ = out.Write(reply)
-		}
 	}
 	if len(forward) > 0 {
 		m.announce(forward, p)
@@ -263,35 +352,78 @@ func (m *Manager) Want(ctx context.Context, ref feeds.BlobRef) (bool, error) {
 	}
 	ch := make(chan struct{})
 	m.mu.Lock()
-	m.waiters[ref] = append(m.waiters[ref], ch)
+	if m.nWaiters >= MaxWaiters {
+		m.mu.Unlock()
+		return false, fmt.Errorf("%w (%d)", ErrTooManyWaiters, MaxWaiters)
+	}
+	m.sweepLocked(m.Now())
+	if m.waiters[ref] == nil {
+		m.waiters[ref] = map[chan struct{}]struct{}{}
+	}
+	m.waiters[ref][ch] = struct{}{}
+	m.nWaiters++
 	cur, wanted := m.wants[ref]
-	announce := !wanted || cur < -1
-	m.wants[ref] = -1
+	announce := !wanted || cur.hops < -1
+	if wanted && cur.from != nil {
+		cur.from.wants--
+	}
+	// Ours now (never dropped for the bounds: MaxWaiters bounds these),
+	// kept while someone waits.
+	m.wants[ref] = &want{hops: -1}
 	m.mu.Unlock()
 	if announce {
 		m.announce(map[string]int64{ref.String(): -1}, nil)
 	}
 	m.fetch(ref)
 	if _, ok := m.st.Has(ref); ok { // arrived meanwhile
+		m.stopWaiting(ref, ch)
 		return true, nil
 	}
 	select {
 	case <-ch:
 		return true, nil
 	case <-ctx.Done():
+		m.stopWaiting(ref, ch)
 		return false, ctx.Err()
 	}
 }
 
+// stopWaiting removes a waiter; the want of a blob nobody waits for any
+// more expires after WantTTL.
+func (m *Manager) stopWaiting(ref feeds.BlobRef, ch chan struct{}) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ws, ok := m.waiters[ref]
+	if !ok {
+		return // the blob arrived: added woke everyone
+	}
+	if _, ok := ws[ch]; !ok {
+		return
+	}
+	delete(ws, ch)
+	m.nWaiters--
+	if len(ws) > 0 {
+		return
+	}
+	delete(m.waiters, ref)
+	if w, ok := m.wants[ref]; ok && w.from == nil {
+		w.expires = m.Now().Add(WantTTL)
+	}
+}
+
 // serveWants is the createWants stream we serve to a peer: a snapshot of
-// our wants, then whatever we announce, until the peer or ctx ends it.
+// our wants, then whatever is queued for the peer (announcements, answers
+// to its wants), until the peer or ctx ends it. It is the only writer of
+// the stream, so nobody else waits for a slow peer.
 func (m *Manager) serveWants(ctx context.Context, req *muxrpc.Request, out *muxrpc.Sink) error {
 	p := m.peerFor(ctx, req.Endpoint)
 	m.mu.Lock()
-	p.out = out
-	snap := make(map[string]int64, len(m.wants))
-	for ref, h := range m.wants {
-		snap[ref.String()] = int64(h)
+	m.sweepLocked(m.Now())
+	snap := make(map[string]int64, len(m.wants)+len(p.pending))
+	for ref, w := range m.wants {
+		if w.from != p {
+			snap[ref.String()] = int64(w.hops)
+		}
 	}
 	for k, v := range p.pending {
 		snap[k] = v
@@ -301,11 +433,25 @@ func (m *Manager) serveWants(ctx context.Context, req *muxrpc.Request, out *muxr
 	if err := out.Write(snap); err != nil {
 		return nil
 	}
-	select {
-	case <-ctx.Done():
-	case <-out.Done():
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-out.Done():
+			return nil
+		case <-p.kick:
+		}
+		m.mu.Lock()
+		msg := p.pending
+		p.pending = nil
+		m.mu.Unlock()
+		if len(msg) == 0 {
+			continue
+		}
+		if err := out.Write(msg); err != nil {
+			return nil
+		}
 	}
-	return nil
 }
 
 // blobArg reads the argument of get/getSlice/has/size/want: an id, or an

@@ -2,6 +2,7 @@ package blobs
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"io"
@@ -50,7 +51,7 @@ func TestProcessWants(t *testing.T) {
 	st := &memStore{m: map[feeds.BlobRef][]byte{}}
 	have, _, _ := st.Add(bytes.NewReader([]byte("x")), nil)
 	m := New(st, nil)
-	p := &peer{haves: map[feeds.BlobRef]int64{}}
+	p := newPeer(context.Background(), nil)
 	far, near, other := feeds.BlobRef{1}, feeds.BlobRef{2}, feeds.BlobRef{3}
 	m.process(p, map[string]json.Number{
 		have.String():             "-1", // we have it: answer with the size (queued until they open their stream)
@@ -63,7 +64,7 @@ func TestProcessWants(t *testing.T) {
 	if p.pending[have.String()] != 1 {
 		t.Fatalf("pending haves %v", p.pending)
 	}
-	if m.wants[near] != -3 {
+	if w := m.wants[near]; w == nil || w.hops != -3 {
 		t.Fatalf("wants %v: want near at -3", m.wants)
 	}
 	if _, ok := m.wants[far]; ok {
@@ -85,12 +86,15 @@ func FuzzProcess(f *testing.F) {
 			return
 		}
 		m := New(&memStore{m: map[feeds.BlobRef][]byte{}}, nil)
-		p := &peer{haves: map[feeds.BlobRef]int64{}}
+		p := newPeer(context.Background(), nil)
 		m.process(p, msg)
-		for _, h := range m.wants {
-			if h >= 0 || -h > Sympathy {
-				t.Fatalf("%q: want at %d hops", data, h)
+		for _, w := range m.wants {
+			if w.hops >= 0 || -w.hops > Sympathy {
+				t.Fatalf("%q: want at %d hops", data, w.hops)
 			}
+		}
+		if p.wants > MaxPeerWants || len(m.wants) > MaxWants {
+			t.Fatalf("%q: %d wants held, %d for the peer", data, len(m.wants), p.wants)
 		}
 	})
 }

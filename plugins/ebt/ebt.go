@@ -1,7 +1,6 @@
 package ebt
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +8,7 @@ import (
 	"iter"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cask-ssb/cask/feeds"
 	"github.com/cask-ssb/cask/feeds/store"
@@ -52,9 +52,76 @@ type Replicator struct {
 	// Drop, if set, is called when a peer sent a message the Ingester
 	// rejected; the daemon disconnects it.
 	Drop func(peer feeds.FeedRef, err error)
+	// Sent, if set, counts the messages sessions send (metrics). It must
+	// not block.
+	Sent func(n int)
 
+	// Clocks, if set, keeps each peer's last known clock between
+	// sessions: a session then starts with notes only for the feeds that
+	// changed since (request skipping, as ssb-ebt).
+	Clocks ClockStore
+
+	// mu guards sessions and rxFrom, and is taken before a session's own
+	// lock whenever two sessions' states change together (partitioning).
+	// Nothing holds it across network writes or store scans.
 	mu       sync.Mutex
 	sessions map[*session]struct{}
+	// rxFrom partitions the feeds we receive among the sessions: each
+	// feed is asked for (receive flag set) from one peer at a time.
+	rxFrom map[feeds.FeedRef]*session
+
+	stats struct {
+		notes, noteEntries, initialEntries, messages, notesReceived atomic.Int64
+	}
+}
+
+// ClockStore keeps the last known clock of each peer: feed → the
+// peer's latest sequence, -1 for a feed the peer does not replicate.
+type ClockStore interface {
+	PeerClock(peer feeds.FeedRef) (clock map[feeds.FeedRef]int64, ok bool, err error)
+	SavePeerClock(peer feeds.FeedRef, clock map[feeds.FeedRef]int64) error
+}
+
+// Stats counts what the sessions sent since the Replicator was made.
+type Stats struct {
+	Notes       int64 // notes objects
+	NoteEntries int64 // feeds mentioned in them
+	// InitialEntries counts the feeds mentioned in the sessions' initial
+	// notes (after request skipping).
+	InitialEntries int64
+	Messages       int64 // messages
+	// NotesReceived counts the notes objects the peers sent.
+	NotesReceived int64
+}
+
+// Stats returns the counts so far.
+func (r *Replicator) Stats() Stats {
+	return Stats{Notes: r.stats.notes.Load(), NoteEntries: r.stats.noteEntries.Load(),
+		InitialEntries: r.stats.initialEntries.Load(), Messages: r.stats.messages.Load(),
+		NotesReceived: r.stats.notesReceived.Load()}
+}
+
+// Sessions returns the peers of the running sessions.
+func (r *Replicator) Sessions() []feeds.FeedRef {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]feeds.FeedRef, 0, len(r.sessions))
+	for s := range r.sessions {
+		out = append(out, s.peer)
+	}
+	return out
+}
+
+// ReceivingFrom tells the peer we ask to send us feed (partitioning), if
+// any.
+func (r *Replicator) ReceivingFrom(feed feeds.FeedRef) (feeds.FeedRef, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, ok := r.rxFrom[feed]
+	if !ok {
+		return feeds.FeedRef{}, false
+	}
+	return s.peer, true
 }
 
 // Refresh makes every running session offer and ask for the feeds the
@@ -67,9 +134,7 @@ func (r *Replicator) Refresh() {
 	}
 	r.mu.Unlock()
 	for _, s := range ss {
-		if err := s.sendNewNotes(); err != nil {
-			s.log.Debug("ebt: refresh notes", "err", err)
-		}
+		s.queueNewNotes()
 	}
 }
 
@@ -78,7 +143,7 @@ func New(st Store, ing Ingester, policy Policy, log *slog.Logger) *Replicator {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Replicator{st: st, ing: ing, policy: policy, log: log, sessions: map[*session]struct{}{}}
+	return &Replicator{st: st, ing: ing, policy: policy, log: log, sessions: map[*session]struct{}{}, rxFrom: map[feeds.FeedRef]*session{}}
 }
 
 // Args is the argument of ebt.replicate.
@@ -139,393 +204,4 @@ func IsMissing(err error) bool {
 	}
 	return ce.Message == "method:ebt,replicate is not in list of allowed methods" ||
 		ce.Message == "muxrpc: no such command: ebt.replicate"
-}
-
-// errInvalid marks an ingest failure: the peer sent something invalid.
-var errInvalid = errors.New("ebt: peer sent an invalid message")
-
-// session is the state of one ebt.replicate stream.
-type session struct {
-	r    *Replicator
-	peer feeds.FeedRef
-	out  *muxrpc.Sink
-	log  *slog.Logger
-
-	mu   sync.Mutex
-	sent map[feeds.FeedRef]int64 // the peer has (or we sent) up to this sequence
-	want map[feeds.FeedRef]bool  // the peer asked us to send this feed
-	told map[feeds.FeedRef]bool  // we sent a note replicating this feed
-	// declined: we answered -1 for this feed (a later follow may still
-	// make us ask for it).
-	declined map[feeds.FeedRef]bool
-	wake     chan struct{} // want changed
-	// started: our initial notes are out (later notes may follow).
-	started bool
-}
-
-// Session runs one EBT session over an established duplex stream. first is
-// true for the server side, which sends its notes first; the client waits
-// for the server's notes.
-func (r *Replicator) Session(ctx context.Context, peer feeds.FeedRef, in *muxrpc.Source, out *muxrpc.Sink, first bool) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	s := &session{
-		r: r, peer: peer, out: out, log: r.log.With("peer", peer.String(), "ebt", true),
-		sent: map[feeds.FeedRef]int64{}, want: map[feeds.FeedRef]bool{}, told: map[feeds.FeedRef]bool{},
-		declined: map[feeds.FeedRef]bool{},
-		wake:     make(chan struct{}, 1),
-	}
-	r.mu.Lock()
-	r.sessions[s] = struct{}{}
-	r.mu.Unlock()
-	defer func() {
-		r.mu.Lock()
-		delete(r.sessions, s)
-		r.mu.Unlock()
-	}()
-	// What we have now; the live log from here on feeds the sender.
-	startSeq := r.st.LastSeq()
-	if first {
-		if err := s.sendInitialNotes(); err != nil {
-			return err
-		}
-	}
-	senderDone := make(chan error, 1)
-	go func() { senderDone <- s.sender(ctx, startSeq) }()
-
-	msgs := make(chan json.RawMessage, 512)
-	ingestDone := make(chan error, 1)
-	go func() {
-		err := s.ingest(ctx, msgs)
-		if err != nil {
-			cancel() // unblocks the reading loop below
-		}
-		ingestDone <- err
-	}()
-
-	gotNotes := first
-	var rerr error
-read:
-	for body, err := range in.All(ctx) {
-		if err != nil {
-			rerr = err
-			break
-		}
-		if isMessage(body) {
-			select {
-			case msgs <- append(json.RawMessage(nil), body...):
-			case <-ctx.Done():
-				break read
-			}
-			continue
-		}
-		if err := s.onNotes(body); err != nil {
-			rerr = err
-			break
-		}
-		if !gotNotes {
-			gotNotes = true
-			if err := s.sendInitialNotes(); err != nil {
-				rerr = err
-				break
-			}
-		}
-	}
-	close(msgs)
-	if ierr := <-ingestDone; ierr != nil && !errors.Is(ierr, context.Canceled) {
-		rerr = ierr
-	}
-	cancel()
-	<-senderDone
-	if errors.Is(rerr, errInvalid) {
-		s.log.Warn("ebt: invalid message from peer", "err", rerr)
-		out.CloseWithError(rerr)
-		if r.Drop != nil {
-			r.Drop(peer, rerr)
-		}
-		return nil
-	}
-	var ce *muxrpc.CallError
-	if errors.As(rerr, &ce) {
-		return rerr // the peer ended the stream with an error (maybe: no EBT)
-	}
-	if rerr != nil && !errors.Is(rerr, context.Canceled) && !errors.Is(rerr, muxrpc.ErrClosed) {
-		s.log.Debug("ebt session ended", "err", rerr)
-	}
-	return nil
-}
-
-// isMessage tells a message value from notes: a message has a signature,
-// an author and a sequence.
-func isMessage(body []byte) bool {
-	return bytes.Contains(body, []byte(`"signature"`)) && bytes.Contains(body, []byte(`"author"`)) &&
-		bytes.Contains(body, []byte(`"sequence"`)) && bytes.HasPrefix(bytes.TrimSpace(body), []byte("{"))
-}
-
-// sendInitialNotes sends our clock for every feed we replicate with the
-// peer, asking to receive each one. It is sent even when empty.
-func (s *session) sendInitialNotes() error {
-	s.mu.Lock()
-	s.started = true
-	s.mu.Unlock()
-	return s.sendNotes(true)
-}
-
-// sendNewNotes sends notes for feeds the policy added since we last told
-// the peer, once the initial notes are out.
-func (s *session) sendNewNotes() error {
-	s.mu.Lock()
-	started := s.started
-	s.mu.Unlock()
-	if !started {
-		return nil
-	}
-	return s.sendNotes(false)
-}
-
-func (s *session) sendNotes(always bool) error {
-	notes := map[string]int64{}
-	s.mu.Lock()
-	for _, f := range s.r.policy.Feeds(s.peer) {
-		if s.told[f] {
-			continue
-		}
-		seq, _, _, err := s.r.st.Latest(f)
-		if err != nil {
-			s.mu.Unlock()
-			return err
-		}
-		notes[f.String()] = Note(seq, true)
-		s.told[f] = true
-	}
-	s.mu.Unlock()
-	if len(notes) == 0 && !always {
-		return nil
-	}
-	return s.out.Write(notes)
-}
-
-// ParseNotes reads a notes object ({feed: note}, or wrapped as
-// {"clock": {...}}). Keys that are not feed ids and values that are not
-// numbers are dropped, as JS does.
-func ParseNotes(body []byte) (map[feeds.FeedRef]Decoded, error) {
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(body, &raw); err != nil {
-		return nil, fmt.Errorf("ebt: invalid notes: %w", err)
-	}
-	if c, ok := raw["clock"]; ok && len(raw) == 1 && bytes.HasPrefix(c, []byte("{")) {
-		raw = nil
-		if err := json.Unmarshal(c, &raw); err != nil {
-			return nil, fmt.Errorf("ebt: invalid notes: %w", err)
-		}
-	}
-	notes := make(map[feeds.FeedRef]Decoded, len(raw))
-	for k, v := range raw {
-		f, err := feeds.ParseFeedRef(k)
-		if err != nil {
-			continue
-		}
-		var n float64
-		if json.Unmarshal(v, &n) != nil {
-			continue
-		}
-		notes[f] = DecodeNote(n)
-	}
-	return notes, nil
-}
-
-// onNotes handles a notes object from the peer.
-func (s *session) onNotes(body []byte) error {
-	notes, err := ParseNotes(body)
-	if err != nil {
-		return err
-	}
-	reply := map[string]int64{}
-	changed := false
-	s.mu.Lock()
-	for f, d := range notes {
-		k := f.String()
-		if !s.r.policy.Replicates(s.peer, f) {
-			if d.Replicate && !s.declined[f] {
-				reply[k] = -1
-				s.declined[f] = true
-			}
-			continue
-		}
-		if !d.Replicate {
-			delete(s.want, f)
-			continue
-		}
-		if d.Sequence > s.sent[f] {
-			s.sent[f] = d.Sequence
-		}
-		if d.Receive {
-			if !s.want[f] {
-				s.want[f] = true
-				changed = true
-			}
-		} else {
-			delete(s.want, f)
-		}
-		if !s.told[f] {
-			// A feed we replicate but had not mentioned: tell our state.
-			seq, _, _, err := s.r.st.Latest(f)
-			if err == nil {
-				reply[k] = Note(seq, true)
-				s.told[f] = true
-			}
-		}
-	}
-	s.mu.Unlock()
-	if changed {
-		select {
-		case s.wake <- struct{}{}:
-		default:
-		}
-	}
-	if len(reply) > 0 {
-		return s.out.Write(reply)
-	}
-	return nil
-}
-
-// ingest validates and stores what the peer sends, in batches.
-func (s *session) ingest(ctx context.Context, msgs <-chan json.RawMessage) error {
-	batch := make([]json.RawMessage, 0, 256)
-	for m := range msgs {
-		batch = append(batch[:0], m)
-	more:
-		for len(batch) < cap(batch) {
-			select {
-			case m, ok := <-msgs:
-				if !ok {
-					break more
-				}
-				batch = append(batch, m)
-			default:
-				break more
-			}
-		}
-		heads, err := s.r.ing.Ingest(ctx, s.peer, batch)
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return fmt.Errorf("%w: %w", errInvalid, err)
-		}
-		// The peer has these now: never send them back.
-		s.mu.Lock()
-		for a, seq := range heads {
-			if seq > s.sent[a] {
-				s.sent[a] = seq
-			}
-		}
-		s.mu.Unlock()
-	}
-	return nil
-}
-
-// sender streams what the peer asked for: the stored backlog of each
-// wanted feed, then new messages as they are appended.
-func (s *session) sender(ctx context.Context, startSeq int64) error {
-	live := make(chan store.Record, 256)
-	go func() {
-		defer close(live)
-		for rec, err := range s.r.st.Log(ctx, store.LogQuery{Gt: startSeq, Live: true}) {
-			if err != nil {
-				return
-			}
-			select {
-			case live <- rec:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	buf := make([]byte, 0, 4096)
-	send := func(rec store.Record) error {
-		buf = append(buf[:0], rec.Value...)
-		return s.out.Write(json.RawMessage(buf))
-	}
-	// backlog sends every stored message of wanted feeds past what the
-	// peer has.
-	backlog := func() error {
-		s.mu.Lock()
-		var todo []feeds.FeedRef
-		for f := range s.want {
-			todo = append(todo, f)
-		}
-		s.mu.Unlock()
-		for _, f := range todo {
-			for {
-				s.mu.Lock()
-				from, ok := s.sent[f]+1, s.want[f]
-				s.mu.Unlock()
-				if !ok {
-					break
-				}
-				n := 0
-				for rec, err := range s.r.st.History(ctx, store.HistoryQuery{Author: f, From: from, Old: true, Limit: 500}) {
-					if err != nil {
-						return err
-					}
-					if err := send(rec); err != nil {
-						return err
-					}
-					s.mu.Lock()
-					if rec.Sequence > s.sent[f] {
-						s.sent[f] = rec.Sequence
-					}
-					s.mu.Unlock()
-					n++
-				}
-				if n < 500 {
-					break
-				}
-			}
-		}
-		return nil
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-s.wake:
-			if err := backlog(); err != nil {
-				return ignoreClosed(err)
-			}
-		case rec, ok := <-live:
-			if !ok {
-				return nil
-			}
-			s.mu.Lock()
-			want, have := s.want[rec.Author], s.sent[rec.Author]
-			s.mu.Unlock()
-			if !want || rec.Sequence <= have {
-				continue
-			}
-			if rec.Sequence > have+1 {
-				// A gap (we stored more before the peer asked): fill it.
-				if err := backlog(); err != nil {
-					return ignoreClosed(err)
-				}
-				continue
-			}
-			if err := send(rec); err != nil {
-				return ignoreClosed(err)
-			}
-			s.mu.Lock()
-			if rec.Sequence > s.sent[rec.Author] {
-				s.sent[rec.Author] = rec.Sequence
-			}
-			s.mu.Unlock()
-		}
-	}
-}
-
-func ignoreClosed(err error) error {
-	if errors.Is(err, muxrpc.ErrStreamClosed) || errors.Is(err, context.Canceled) {
-		return nil
-	}
-	return err
 }

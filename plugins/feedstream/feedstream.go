@@ -25,6 +25,14 @@ type Store interface {
 	Feeds() iter.Seq2[store.FeedLatest, error]
 }
 
+func claimed(value []byte) float64 {
+	var v struct {
+		Timestamp float64 `json:"timestamp"`
+	}
+	_ = json.Unmarshal(value, &v)
+	return v.Timestamp
+}
+
 // Latest is one item of the latest stream.
 type Latest struct {
 	ID       string  `json:"id"`
@@ -50,9 +58,39 @@ func Service(st Store) service.Service {
 			return nil
 		}
 		f := history.Format{Keys: viewread.Flag(o.Keys, true), Values: viewread.Flag(o.Values, true)}
-		return history.WriteRecords(ctx, out, f, func(ctx context.Context) iter.Seq2[store.Record, error] {
-			return viewread.Records(viewread.Run(ctx, st, q))
-		})
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			select {
+			case <-out.Done():
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		var buf []byte
+		for e, err := range viewread.Run(ctx, st, q) {
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+			buf = history.EncodeItem(buf[:0], e.Record, f)
+			if f.Keys && f.Values {
+				// ssb-db adds the resolved timestamp to each record as rts
+				var ts float64
+				if e.Index.Key != nil {
+					ts = content.Float(e.Index.Key[1:9])
+				} else {
+					ts = bytype.Resolved(claimed(e.Record.Value), e.Record.Timestamp)
+				}
+				buf = viewread.WithField(buf, "rts", ts)
+			}
+			if err := out.Write(json.RawMessage(buf)); err != nil {
+				return nil
+			}
+		}
+		return nil
 	})
 	latest := service.Source("latest", service.Owner, func(ctx context.Context, req *muxrpc.Request, out *muxrpc.Sink) error {
 		for h, err := range st.Feeds() {

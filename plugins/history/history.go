@@ -25,13 +25,38 @@ type Store interface {
 
 // Service declares createHistoryStream (anyone: legacy replication),
 // createUserStream and latestSequence (owner only).
-func Service(st Store) service.Service {
+func Service(st Store) service.Service { return ServiceWith(st, Hooks{}) }
+
+// Hooks observe what the history methods serve (metrics).
+type Hooks struct {
+	// SentToPeer, if set, is called for every message a createHistoryStream
+	// call from a remote peer (legacy replication) yields. It must not
+	// block.
+	SentToPeer func(n int)
+}
+
+// ServiceWith is Service with hooks.
+func ServiceWith(st Store, h Hooks) service.Service {
 	chs := service.Source("createHistoryStream", service.Anyone, func(ctx context.Context, req *muxrpc.Request, out *muxrpc.Sink) error {
 		q, f, err := ParseHistoryArgs(req.Args)
 		if err != nil {
 			return err
 		}
-		return Stream(ctx, st, q, f, out)
+		if h.SentToPeer == nil || req.RemoteKey() == nil || q.Limit < 0 {
+			return Stream(ctx, st, q, f, out)
+		}
+		return WriteRecords(ctx, out, f, func(ctx context.Context) iter.Seq2[store.Record, error] {
+			return func(yield func(store.Record, error) bool) {
+				for rec, err := range st.History(ctx, q) {
+					if err == nil {
+						h.SentToPeer(1)
+					}
+					if !yield(rec, err) {
+						return
+					}
+				}
+			}
+		})
 	})
 	cus := service.Source("createUserStream", service.Owner, func(ctx context.Context, req *muxrpc.Request, out *muxrpc.Sink) error {
 		q, f, err := ParseUserStreamArgs(req.Args)

@@ -80,9 +80,9 @@ func Verify(sid, cid feeds.FeedRef, sc, cc, sol string) error {
 		return fmt.Errorf("%w: missing .sig.ed25519 suffix", ErrBadSolution)
 	}
 	b64 = strings.NewReplacer("-", "+", "_", "/").Replace(b64)
-	sig, err := base64.StdEncoding.DecodeString(b64)
+	sig, err := base64.StdEncoding.Strict().DecodeString(b64)
 	if err != nil || len(sig) != ed25519.SignatureSize {
-		return fmt.Errorf("%w: not the base64 of 64 bytes", ErrBadSolution)
+		return fmt.Errorf("%w: not the canonical base64 of 64 bytes", ErrBadSolution)
 	}
 	if !ed25519.Verify(cid.PublicKey(), Payload(sid, cid, sc, cc), sig) {
 		return ErrBadSolution

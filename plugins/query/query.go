@@ -160,6 +160,7 @@ func (p Plan) Results(ctx context.Context, st Store) iter.Seq2[json.RawMessage, 
 			}
 			viewread.Clear(st, &rec)
 			buf = kvt.Append(buf[:0], rec)
+			buf = viewread.WithField(buf, "rts", rts(rec))
 			var v any
 			if err := json.Unmarshal(buf, &v); err != nil {
 				yield(nil, fmt.Errorf("query: record %d: %w", rec.Seq, err))
@@ -184,6 +185,17 @@ func (p Plan) Results(ctx context.Context, st Store) iter.Seq2[json.RawMessage, 
 			}
 		}
 	}
+}
+
+// rts is ssb-query's rts of a record: the earlier of its receive and
+// claimed timestamps (the receive one when the claimed one is missing).
+func rts(rec store.Record) float64 {
+	c := content.Field(rec.Value, "timestamp")
+	var claimed float64
+	if json.Unmarshal(c, &claimed) != nil || claimed == 0 || claimed != claimed {
+		return rec.Timestamp
+	}
+	return min(rec.Timestamp, claimed)
 }
 
 func parse(req *muxrpc.Request) (Plan, error) {

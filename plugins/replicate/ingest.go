@@ -62,6 +62,9 @@ type Ingester struct {
 	// Kept, if set, is told how many messages of a batch from peer were
 	// stored (only when some were).
 	Kept func(peer feeds.FeedRef, n int)
+	// Observe, if set, sees the outcome of every batch (metrics). It must
+	// not block.
+	Observe func(Outcome)
 
 	kept, held, refused atomic.Int64
 }
@@ -97,6 +100,14 @@ func (g *Ingester) Ingest(ctx context.Context, peer feeds.FeedRef, raw []json.Ra
 // IngestBatch handles a batch of raw message values from peer; with only
 // set, every message must be of that feed (a history stream).
 func (g *Ingester) IngestBatch(ctx context.Context, peer feeds.FeedRef, only *feeds.FeedRef, raw []json.RawMessage) (Outcome, error) {
+	out, err := g.ingestBatch(ctx, peer, only, raw)
+	if g.Observe != nil {
+		g.Observe(out)
+	}
+	return out, err
+}
+
+func (g *Ingester) ingestBatch(ctx context.Context, peer feeds.FeedRef, only *feeds.FeedRef, raw []json.RawMessage) (Outcome, error) {
 	msgs := make([]*classic.Message, 0, len(raw))
 	var bad error
 	allowed := map[feeds.FeedRef]bool{}

@@ -173,12 +173,17 @@ func TestIngestRules(t *testing.T) {
 			if tc.legacy {
 				only = &a.ID
 			}
+			var first Outcome
 			if tc.before != nil {
-				if _, err := g.IngestBatch(ctx, peer, only, tc.before); err != nil {
+				if first, err = g.IngestBatch(ctx, peer, only, tc.before); err != nil {
 					t.Fatal(err)
 				}
 			}
 			out, err := g.IngestBatch(ctx, peer, only, tc.batch)
+			wantStats := Stats{Kept: int64(first.Kept + out.Kept), Held: int64(first.Held + out.Held), Refused: int64(first.Refused + out.Refused)}
+			if got := g.Stats(); got != wantStats {
+				t.Errorf("stats %+v, want the sum of the outcomes %+v", got, wantStats)
+			}
 			switch {
 			case tc.want.drop == nil && err != nil:
 				t.Fatalf("peer dropped: %v", err)

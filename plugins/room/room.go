@@ -40,9 +40,12 @@ type Options struct {
 	Domain string        // public host name: metadata name and alias URLs
 	// AliasSubdomains: alias URLs are https://NAME.DOMAIN.
 	AliasSubdomains bool
-	Store           Store
-	Att             *Attendants
-	Logger          *slog.Logger
+	// Web says the room serves its web side: metadata then lists the
+	// features httpAuth and httpInvite (protocol.md §8.3).
+	Web    bool
+	Store  Store
+	Att    *Attendants
+	Logger *slog.Logger
 	// OnDrop is told when a subscriber is disconnected for falling behind
 	// (reason "queue-full"). Optional.
 	OnDrop func(reason string)
@@ -121,6 +124,8 @@ var Classes = map[string]Class{
 	"manifest": ClassPublic, "whoami": ClassPublic, "gossip.ping": ClassPublic,
 	"room.metadata": ClassPublic, "room.ping": ClassPublic, "room.connect": ClassPublic,
 	"tunnel.isRoom": ClassPublic, "tunnel.ping": ClassPublic, "tunnel.connect": ClassPublic,
+	// Sign-in (plugins/httpauth): the web side checks membership itself.
+	"httpAuth.sendSolution": ClassPublic, "httpAuth.invalidateAllSolutions": ClassPublic,
 	"room.attendants": ClassEnumerate, "room.members": ClassEnumerate,
 	"tunnel.endpoints": ClassEnumerate, "tunnel.announce": ClassEnumerate, "tunnel.leave": ClassEnumerate,
 	"room.listAliases":   ClassAliasList,
@@ -203,7 +208,11 @@ func (p *Plugin) metadata(ctx context.Context, req *muxrpc.Request) (any, error)
 	if err != nil {
 		return nil, err
 	}
-	return Metadata{Name: p.o.Domain, Membership: member, Features: Features(mode)}, nil
+	f := Features(mode)
+	if p.o.Web {
+		f = append(f, "httpAuth", "httpInvite")
+	}
+	return Metadata{Name: p.o.Domain, Membership: member, Features: f}, nil
 }
 
 func (p *Plugin) ping(context.Context, *muxrpc.Request) (any, error) {

@@ -49,7 +49,7 @@ func TestAllowed(t *testing.T) {
 		}
 	}
 	// Anything else is "not in list of allowed methods", with the JS text.
-	for _, m := range []string{"createHistoryStream", "ebt.replicate", "blobs.get", "publish", "httpAuth.sendSolution"} {
+	for _, m := range []string{"createHistoryStream", "ebt.replicate", "blobs.get", "publish", "httpAuth.requestSolution"} {
 		for _, mode := range []roomdb.Mode{open, comm, restr} {
 			err := Allowed(mode, true, m)
 			var ce *muxrpc.CallError

@@ -16,6 +16,8 @@ type Peer struct {
 	Room      string `json:"room,omitempty"` // the room a tunnel goes through
 	Direction string `json:"direction"`      // "in" or "out"
 	Since     int64  `json:"since"`          // ms since epoch
+	// Sync compares the peer's EBT clock with ours (nil: no EBT session).
+	Sync *PeerSync `json:"sync,omitempty"`
 }
 
 // Room is one room the daemon is an attendant of (or tries to be).
@@ -46,6 +48,8 @@ type Report struct {
 	Version  string   `json:"version"`
 	// Forks lists the feeds seen forked (evidence kept in the store).
 	Forks []Fork `json:"forks,omitempty"`
+	// Sync: how far we are behind the connected peers.
+	Sync Sync `json:"sync"`
 }
 
 // Fork is one recorded fork.

@@ -5,11 +5,13 @@
 package viewread
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"iter"
 
+	"github.com/cask-ssb/cask/feeds/classic"
 	"github.com/cask-ssb/cask/feeds/store"
 	"github.com/cask-ssb/cask/indexes/content"
 	"github.com/cask-ssb/cask/indexes/private"
@@ -180,4 +182,22 @@ func Unboxed(value, clear []byte) []byte {
 		return true
 	})
 	return append(out, `,"private":true}`...)
+}
+
+// WithField returns the JSON object obj with "name": n added last.
+func WithField(obj []byte, name string, n float64) []byte {
+	end := bytes.LastIndexByte(obj, '}')
+	if end < 0 {
+		return obj
+	}
+	out := make([]byte, 0, len(obj)+len(name)+32)
+	out = append(out, obj[:end]...)
+	if len(bytes.TrimSpace(obj[1:end])) > 0 {
+		out = append(out, ',')
+	}
+	out = append(out, '"')
+	out = append(out, name...)
+	out = append(out, `":`...)
+	out = append(out, classic.FormatNumber(n)...)
+	return append(out, obj[end:]...)
 }

@@ -58,6 +58,34 @@ func (s *Server) dash(w http.ResponseWriter, r *http.Request, sess *roomdb.Sessi
 		Flash: r.URL.Query().Get("done"), Nav: s.nav(m), Data: data})
 }
 
+// pageSize is how many rows a dashboard list shows at once.
+const pageSize = 100
+
+// pager is one page of a list.
+type pager struct {
+	From, To   int // the rows shown: [From, To)
+	Prev, Next string
+}
+
+// paginate reads ?page=N (from 1) for a list of n rows.
+func paginate(r *http.Request, n int) pager {
+	p, err := strconv.Atoi(r.URL.Query().Get("page"))
+	if err != nil || p < 1 {
+		p = 1
+	}
+	pages := max(1, (n+pageSize-1)/pageSize)
+	p = min(p, pages)
+	pg := pager{From: (p - 1) * pageSize, To: min(n, p*pageSize)}
+	link := func(k int) string { return r.URL.Path + "?" + url.Values{"page": {strconv.Itoa(k)}}.Encode() }
+	if p > 1 {
+		pg.Prev = link(p - 1)
+	}
+	if p < pages {
+		pg.Next = link(p + 1)
+	}
+	return pg
+}
+
 // done redirects after a successful action (post/redirect/get).
 func done(w http.ResponseWriter, r *http.Request, to, msg string) {
 	http.Redirect(w, r, to+"?"+url.Values{"done": {msg}}.Encode(), http.StatusSeeOther)
@@ -113,16 +141,31 @@ func (s *Server) membersPage(w http.ResponseWriter, r *http.Request, sess *roomd
 		s.dbFail(w, r, err)
 		return
 	}
+	type option struct {
+		Role     string
+		Selected bool
+	}
 	type row struct {
+		N         int
 		ID, Role  string
+		Options   []option // the role choices, when the viewer may change roles
 		CanRemove bool
 	}
 	mode, _ := s.o.Store.Mode(r.Context())
-	rows := make([]row, len(ms))
-	for i, m := range ms {
-		rows[i] = row{ID: m.ID.String(), Role: string(m.Role), CanRemove: authz.CanRemove(a, mode, m.Role) == nil && m.ID != sess.Member}
+	pg := paginate(r, len(ms))
+	canRole := authz.Can(a, mode, authz.ChangeRole) == nil
+	rows := make([]row, 0, pg.To-pg.From)
+	for i, m := range ms[pg.From:pg.To] {
+		rw := row{N: pg.From + i, ID: m.ID.String(), Role: string(m.Role), CanRemove: authz.CanRemove(a, mode, m.Role) == nil && m.ID != sess.Member}
+		if canRole {
+			for _, ro := range []roomdb.Role{roomdb.RoleMember, roomdb.RoleModerator, roomdb.RoleAdmin} {
+				rw.Options = append(rw.Options, option{string(ro), ro == m.Role})
+			}
+		}
+		rows = append(rows, rw)
 	}
-	s.dash(w, r, sess, a, "members", "Members", map[string]any{"Rows": rows, "Roles": []string{"member", "moderator", "admin"}})
+	s.dash(w, r, sess, a, "members", "Members", map[string]any{"Rows": rows, "Page": pg, "Total": len(ms),
+		"Actions": canRole || authz.Can(a, mode, authz.RemoveMember) == nil})
 }
 
 func (s *Server) memberAdd(w http.ResponseWriter, r *http.Request, sess *roomdb.Session, a authz.Actor) {
@@ -218,7 +261,8 @@ func (s *Server) invitesPage(w http.ResponseWriter, r *http.Request, sess *roomd
 			list = append(list, inv)
 		}
 	}
-	s.dash(w, r, sess, a, "invites", "Invites", map[string]any{"Invites": list, "TTLs": []string{"1h", "24h", "7d", "30d"}})
+	pg := paginate(r, len(list))
+	s.dash(w, r, sess, a, "invites", "Invites", map[string]any{"Invites": list[pg.From:pg.To], "Page": pg, "TTLs": []string{"1h", "24h", "7d", "30d"}})
 }
 
 func (s *Server) inviteCreate(w http.ResponseWriter, r *http.Request, sess *roomdb.Session, a authz.Actor) {
@@ -297,11 +341,12 @@ func (s *Server) aliasesPage(w http.ResponseWriter, r *http.Request, sess *roomd
 		Name, Owner, URL string
 		CanRevoke        bool
 	}
-	rows := make([]row, len(as))
-	for i, al := range as {
-		rows[i] = row{Name: al.Name, Owner: al.Owner.String(), URL: s.URL("/alias/"+al.Name, nil), CanRevoke: anyAlias || al.Owner == sess.Member}
+	pg := paginate(r, len(as))
+	rows := make([]row, 0, pg.To-pg.From)
+	for _, al := range as[pg.From:pg.To] {
+		rows = append(rows, row{Name: al.Name, Owner: al.Owner.String(), URL: s.URL("/alias/"+al.Name, nil), CanRevoke: anyAlias || al.Owner == sess.Member})
 	}
-	s.dash(w, r, sess, a, "aliases", "Aliases", map[string]any{"Rows": rows, "Disabled": mode == roomdb.ModeRestricted})
+	s.dash(w, r, sess, a, "aliases", "Aliases", map[string]any{"Rows": rows, "Page": pg, "Disabled": mode == roomdb.ModeRestricted})
 }
 
 func (s *Server) aliasRevoke(w http.ResponseWriter, r *http.Request, sess *roomdb.Session, a authz.Actor) {
@@ -336,7 +381,8 @@ func (s *Server) deniedPage(w http.ResponseWriter, r *http.Request, sess *roomdb
 		s.dbFail(w, r, err)
 		return
 	}
-	s.dash(w, r, sess, a, "denied", "Denied keys", map[string]any{"Denied": list})
+	pg := paginate(r, len(list))
+	s.dash(w, r, sess, a, "denied", "Denied keys", map[string]any{"Denied": list[pg.From:pg.To], "Page": pg})
 }
 
 func (s *Server) deniedAdd(w http.ResponseWriter, r *http.Request, sess *roomdb.Session, a authz.Actor) {
