@@ -15,9 +15,9 @@ import (
 	"github.com/cask-ssb/cask/feeds"
 )
 
-// filledRepo returns a repo whose own feed holds n messages (written to
+// syncFilledRepo returns a repo whose own feed holds n messages (written to
 // its store directly, before any daemon runs).
-func filledRepo(t *testing.T, n int) string {
+func syncFilledRepo(t *testing.T, n int) string {
 	t.Helper()
 	repo := t.TempDir()
 	kp, _, err := feeds.LoadOrCreateSecret(filepath.Join(repo, "secret"))
@@ -42,7 +42,7 @@ func TestSyncWaitCLI(t *testing.T) {
 		n = 2000
 	}
 	t0 := time.Now()
-	repo := filledRepo(t, n)
+	repo := syncFilledRepo(t, n)
 	t.Logf("filled the peer's repo with %d messages in %s", n, time.Since(t0).Round(time.Millisecond))
 	peer := startDaemon(t, repo)
 	us := startDaemon(t, t.TempDir())
