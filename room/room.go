@@ -298,7 +298,9 @@ func (s *Server) Serve(ctx context.Context, ready func()) error {
 	}
 	var closers []func()
 	closers = append(closers, func() { ul.Close() }, func() { tl.Close() })
-	if hs, err := s.startHTTP(s.cfg.HTTPListen, s.httpHandler(), &s.httpAdr); err != nil {
+	httpH, wsl := s.wsTransport(s.httpHandler(), tl.Addr())
+	closers = append(closers, func() { wsl.Close() })
+	if hs, err := s.startHTTP(s.cfg.HTTPListen, httpH, &s.httpAdr); err != nil {
 		closeAll(closers)
 		return err
 	} else if hs != nil {
@@ -323,7 +325,8 @@ func (s *Server) Serve(ctx context.Context, ready func()) error {
 	mode, _ := s.db.Mode(ctx)
 	s.log.Info("room serving", "address", addr, "id", s.keys.ID.String(), "mode", string(mode), "socket", s.cfg.SocketPath())
 
-	s.wg.Add(2)
+	s.wg.Add(3)
+	go s.acceptTCP(ctx, wsl)
 	go s.acceptTCP(ctx, tl)
 	go s.acceptUnix(ctx, ul)
 	if ready != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cask-ssb/cask/feeds"
 	"github.com/cask-ssb/cask/internal/tomlconf"
+	"github.com/cask-ssb/cask/internal/wsconn"
 )
 
 // MainNetCaps is the SSB main network's secret-handshake key (ssb-caps "shs").
@@ -55,6 +56,13 @@ type Config struct {
 	// (followed peers, pubs, room attendants), --max-outgoing,
 	// SSB_MAX_OUTGOING; 0: none (only --peers, remembered peers and rooms).
 	MaxOutgoing int `toml:"max-outgoing"`
+	// WSListen is the address of the WebSocket listener (multiserver
+	// "ws"), --ws-listen, SSB_WS_LISTEN; "" or "off" (the default): none.
+	WSListen string `toml:"ws-listen"`
+	// WSTrustedProxies are the CIDRs of reverse proxies whose
+	// X-Forwarded-For the WebSocket listener believes,
+	// --ws-trusted-proxies, SSB_WS_TRUSTED_PROXIES (comma-separated).
+	WSTrustedProxies []string `toml:"ws-trusted-proxies"`
 	// DebugListen is the address of the debug HTTP listener (Prometheus
 	// /metrics and /debug/pprof), --debug-listen, SSB_DEBUG_LISTEN;
 	// "" or "off" (the default): none. Only a loopback address is
@@ -122,6 +130,15 @@ func (c Config) Validate() error {
 		if p, perr := strconv.Atoi(port); err != nil || perr != nil || p < 0 || p > 65535 {
 			bad("listen", c.Listen, `want HOST:PORT or :PORT (port 0 to 65535), or "off"`)
 		}
+	}
+	if c.WSListen != "" && c.WSListen != "off" {
+		_, port, err := net.SplitHostPort(c.WSListen)
+		if p, perr := strconv.Atoi(port); err != nil || perr != nil || p < 0 || p > 65535 {
+			bad("ws-listen", c.WSListen, `want HOST:PORT or :PORT (port 0 to 65535), or "off"`)
+		}
+	}
+	if _, err := wsconn.ParseTrustedProxies(c.WSTrustedProxies); err != nil {
+		bad("ws-trusted-proxies", strings.Join(c.WSTrustedProxies, ","), "want CIDRs or IP addresses, comma-separated ("+err.Error()+")")
 	}
 	if _, err := c.CapsKey(); err != nil {
 		bad("caps", c.Caps, "want the base64 of 32 bytes")

@@ -2,7 +2,6 @@ package sbot
 
 import (
 	"crypto/ed25519"
-	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -31,6 +30,9 @@ func (n *Node) transports() []*listener {
 	if n.cfg.Listen != "" && n.cfg.Listen != "off" {
 		ls = append(ls, n.tcpListener())
 	}
+	if n.cfg.WSListen != "" && n.cfg.WSListen != "off" {
+		ls = append(ls, n.wsListener())
+	}
 	return ls
 }
 
@@ -41,13 +43,6 @@ func (n *Node) transports() []*listener {
 // daemon can say so.
 func (n *Node) tcpListener() *listener {
 	addr := n.cfg.Listen
-	authorize := func(remote ed25519.PublicKey) error {
-		if n.graph.Blocks(n.keys.ID, refOf(remote)) {
-			n.log.Info("refused connection: we block this peer", "peer", refOf(remote).String())
-			return errors.New("blocked")
-		}
-		return nil
-	}
 	return &listener{
 		name: "net",
 		open: func() (net.Listener, error) {
@@ -61,7 +56,7 @@ func (n *Node) tcpListener() *listener {
 			return secretstream.NewListener(raw, n.limits.listenerConfig(secretstream.ListenerConfig{
 				AppKey:    secretstream.AppKey(n.caps),
 				Local:     n.keys.Private,
-				Authorize: authorize,
+				Authorize: n.authorizePeer,
 				Logger:    n.log.With("component", "shs"),
 				Refused:   n.metrics.refused(feeds.TransportNet),
 			})), nil

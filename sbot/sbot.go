@@ -225,7 +225,7 @@ func New(opts Options) (*Node, error) {
 		return fail(err)
 	}
 	n.listeners = n.transports()
-	n.dialers = map[string]dialer{"": n.dialTCP, feeds.TransportNet: n.dialTCP, feeds.TransportTunnel: n.dialTunnel}
+	n.dialers = map[string]dialer{"": n.dialTCP, feeds.TransportNet: n.dialTCP, feeds.TransportTunnel: n.dialTunnel, feeds.TransportWS: n.dialWS, feeds.TransportWSS: n.dialWS}
 	n.dialers = n.metrics.countDials(n.dialers)
 	n.rooms = newRoomClient(n)
 	invites, err := n.inviteService()

@@ -60,6 +60,16 @@ var serveSettings = []setting{
 		return nil
 	}},
 	{"max-outgoing", "SSB_MAX_OUTGOING", fmt.Sprintf("maximum connections the daemon dials by itself (followed peers first, then pubs and room attendants), 0 to %d (default 8)", sbot.MaxOutgoing), intSetting(func(c *sbot.Config, n int) { c.MaxOutgoing = n })},
+	{"ws-listen", "SSB_WS_LISTEN", `WebSocket address for peers (multiserver ws:, secret handshake inside), HOST:PORT; "off" (the default) disables it`, func(c *sbot.Config, v string) error { c.WSListen = v; return nil }},
+	{"ws-trusted-proxies", "SSB_WS_TRUSTED_PROXIES", "reverse proxies (CIDRs or IP addresses, comma-separated) whose X-Forwarded-For the WebSocket listener believes", func(c *sbot.Config, v string) error {
+		c.WSTrustedProxies = nil
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				c.WSTrustedProxies = append(c.WSTrustedProxies, p)
+			}
+		}
+		return nil
+	}},
 	{"tunnel-accept", "SSB_TUNNEL_ACCEPT", `whom to keep an incoming tunneled connection (through a room) from: "followed" or "anyone" (default "followed")`, func(c *sbot.Config, v string) error { c.TunnelAccept = v; return nil }},
 	{"debug-listen", "SSB_DEBUG_LISTEN", `address for Prometheus /metrics and /debug/pprof/, e.g. 127.0.0.1:6078 (default "off"); a loopback address unless --debug-listen-public`, func(c *sbot.Config, v string) error { c.DebugListen = v; return nil }},
 	{"debug-listen-public", "SSB_DEBUG_LISTEN_PUBLIC", "allow --debug-listen on a non-loopback address (metrics and pprof open to the network)", boolSetting(func(c *sbot.Config, b bool) { c.DebugListenPublic = b })},
@@ -155,7 +165,7 @@ owner-only unix socket REPO/socket, and serve muxrpc until SIGINT/SIGTERM.
 Every setting is also an environment variable and a key in REPO/config.toml
 (listen, caps, key, log-format, log-level, max-conns, max-streams, hops, peers,
 allow-insecure-secret, rooms, tunnel-accept, max-outgoing, debug-listen,
-debug-listen-public);
+debug-listen-public, ws-listen, ws-trusted-proxies);
 flags win over the environment, which wins over the file.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
