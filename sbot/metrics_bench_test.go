@@ -3,7 +3,6 @@ package sbot_test
 import (
 	"context"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -12,36 +11,16 @@ import (
 	"github.com/cask-ssb/cask/sbot"
 )
 
-// startBenchNode runs an in-process daemon on repo listening on 127.0.0.1,
-// with the debug listener (and so metrics) when metrics is set.
-func startBenchNode(b *testing.B, repo string, metrics bool) (*sbot.Node, string) {
+// startMetricsNode runs a daemon on repo, with the debug listener (and so
+// metrics) when metrics is set, and returns its TCP address.
+func startMetricsNode(b *testing.B, repo string, metrics bool) (*sbot.Node, string) {
 	b.Helper()
-	cfg := sbot.Defaults(repo)
-	cfg.Listen = "127.0.0.1:0"
-	if metrics {
-		cfg.DebugListen = "127.0.0.1:0"
-	}
-	n, err := sbot.New(sbot.Options{Config: cfg})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- n.Serve(ctx) }()
-	b.Cleanup(func() {
-		cancel()
-		if err := <-served; err != nil {
-			b.Errorf("serve: %v", err)
+	n, addrs := startBenchNode(b, repo, func(c *sbot.Config) {
+		if metrics {
+			c.DebugListen = "127.0.0.1:0"
 		}
 	})
-	<-n.Ready()
-	for _, l := range n.Listen() {
-		if strings.HasPrefix(l, "net:") {
-			return n, l
-		}
-	}
-	b.Fatal("no TCP listen address")
-	return nil, ""
+	return n, listenAddr(b, addrs, "net:")
 }
 
 // BenchmarkReplicateMetrics: the cost of metrics on replication. Each op
@@ -68,13 +47,13 @@ func BenchmarkReplicateMetrics(b *testing.B) {
 		if err := fill.Repo(context.Background(), dir, fill.Options{Authors: []feeds.KeyPair{kp}, Messages: n}); err != nil {
 			b.Fatal(err)
 		}
-		_, addr := startBenchNode(b, dir, metrics)
+		_, addr := startMetricsNode(b, dir, metrics)
 		src[metrics] = source{kp.ID, addr}
 	}
 	took := map[bool]time.Duration{}
 	replicate := func(metrics bool) {
 		b.StopTimer()
-		dst, _ := startBenchNode(b, b.TempDir(), metrics)
+		dst, _ := startMetricsNode(b, b.TempDir(), metrics)
 		b.StartTimer()
 		s := src[metrics]
 		t0 := time.Now()

@@ -12,12 +12,16 @@ import (
 	"github.com/cask-ssb/cask/sbot"
 )
 
-// startTCPNode runs an in-process daemon on repo listening on 127.0.0.1
-// and returns it with its multiserver address.
-func startTCPNode(b *testing.B, repo string) (*sbot.Node, string) {
+// startBenchNode runs an in-process daemon on repo listening on 127.0.0.1
+// (TCP, and whatever else mutate turns on) and returns it with its listen
+// addresses; it stops with the benchmark.
+func startBenchNode(b *testing.B, repo string, mutate func(*sbot.Config)) (*sbot.Node, []string) {
 	b.Helper()
 	cfg := sbot.Defaults(repo)
 	cfg.Listen = "127.0.0.1:0"
+	if mutate != nil {
+		mutate(&cfg)
+	}
 	n, err := sbot.New(sbot.Options{Config: cfg})
 	if err != nil {
 		b.Fatal(err)
@@ -31,15 +35,28 @@ func startTCPNode(b *testing.B, repo string) (*sbot.Node, string) {
 			b.Errorf("serve: %v", err)
 		}
 	})
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		for _, l := range n.Status().Listen {
-			if strings.HasPrefix(l, "net:") {
-				return n, l
-			}
+	<-n.Ready()
+	return n, n.Listen()
+}
+
+// listenAddr returns the first of addrs with the given prefix ("net:",
+// "ws://"), failing the benchmark if there is none.
+func listenAddr(b *testing.B, addrs []string, prefix string) string {
+	b.Helper()
+	for _, l := range addrs {
+		if strings.HasPrefix(l, prefix) {
+			return l
 		}
 	}
-	b.Fatal("no TCP listen address")
-	return nil, ""
+	b.Fatalf("no %s listen address in %v", prefix, addrs)
+	return ""
+}
+
+// startTCPNode runs a daemon on repo and returns its TCP address.
+func startTCPNode(b *testing.B, repo string) (*sbot.Node, string) {
+	b.Helper()
+	n, addrs := startBenchNode(b, repo, nil)
+	return n, listenAddr(b, addrs, "net:")
 }
 
 // BenchmarkReplicateGoToGo: an in-process daemon replicates a feed of

@@ -3,7 +3,6 @@ package sbot_test
 import (
 	"context"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -11,44 +10,6 @@ import (
 	"github.com/cask-ssb/cask/feeds"
 	"github.com/cask-ssb/cask/sbot"
 )
-
-// startWSTCPNode runs an in-process daemon on repo listening on 127.0.0.1
-// over TCP and WebSocket and returns it with both multiserver addresses.
-func startWSTCPNode(b *testing.B, repo string) (n *sbot.Node, tcp, ws string) {
-	b.Helper()
-	cfg := sbot.Defaults(repo)
-	cfg.Listen = "127.0.0.1:0"
-	cfg.WSListen = "127.0.0.1:0"
-	n, err := sbot.New(sbot.Options{Config: cfg})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- n.Serve(ctx) }()
-	b.Cleanup(func() {
-		cancel()
-		if err := <-served; err != nil {
-			b.Errorf("serve: %v", err)
-		}
-	})
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		tcp, ws = "", ""
-		for _, l := range n.Status().Listen {
-			switch {
-			case strings.HasPrefix(l, "net:"):
-				tcp = l
-			case strings.HasPrefix(l, "ws://"):
-				ws = l
-			}
-		}
-		if tcp != "" && ws != "" {
-			return n, tcp, ws
-		}
-	}
-	b.Fatal("no TCP and WebSocket listen addresses")
-	return nil, "", ""
-}
 
 // BenchmarkReplicateWSvsTCP: an in-process daemon replicates a feed of
 // 20,000 messages (EBT) from another on 127.0.0.1, into a fresh repo, once
@@ -65,7 +26,8 @@ func BenchmarkReplicateWSvsTCP(b *testing.B) {
 	if err := fill.Repo(context.Background(), src, fill.Options{Authors: []feeds.KeyPair{kp}, Messages: n}); err != nil {
 		b.Fatal(err)
 	}
-	_, tcpAddr, wsAddr := startWSTCPNode(b, src)
+	_, addrs := startBenchNode(b, src, func(c *sbot.Config) { c.WSListen = "127.0.0.1:0" })
+	tcpAddr, wsAddr := listenAddr(b, addrs, "net:"), listenAddr(b, addrs, "ws://")
 	replicate := func(addr string) time.Duration {
 		dst, _ := startTCPNode(b, b.TempDir())
 		t0 := time.Now()
