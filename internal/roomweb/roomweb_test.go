@@ -319,14 +319,20 @@ func FuzzParseLinks(f *testing.F) {
 	f.Add("ssb:experimental?action=consume-alias&alias=a&userId=%40x&signature=s&roomId=%40y&multiserverAddress=net%3Ah%3A1~shs%3Ak")
 	f.Add("ssb:experimental?action=claim-http-invite&invite=abc&postTo=https%3A%2F%2Froom.example.org%2Finvite%2Fconsume")
 	f.Add("https://room.example.org/alias/alice")
+	f.Add("hTtp://0") // schemes are case-insensitive (RFC 3986 §3.1)
 	f.Fuzz(func(t *testing.T, s string) {
 		_ = IsAliasLink(s)
 		_, _ = ParseAliasURI(s)
 		if inv, err := ParseInviteURI(s); err == nil && (inv.Code == "" || inv.check() != nil) {
 			t.Fatalf("accepted %q as %+v", s, inv)
 		}
-		if _, err := withJSONEncoding(s); err == nil && !strings.HasPrefix(s, "http") {
-			t.Fatalf("%q taken as an http link", s)
+		if out, err := withJSONEncoding(s); err == nil {
+			if !strings.HasPrefix(strings.ToLower(s), "http") {
+				t.Fatalf("%q taken as an http link", s)
+			}
+			if !strings.HasPrefix(out, "http://") && !strings.HasPrefix(out, "https://") {
+				t.Fatalf("%q rewritten to %q, not an http(s) link", s, out)
+			}
 		}
 	})
 }
