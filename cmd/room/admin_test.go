@@ -172,6 +172,10 @@ func TestConfigValidation(t *testing.T) {
 		{"unknown toml key", nil, nil, "colour = \"red\"\n", "unknown setting colour"},
 		{"zero limit", []string{"--max-conns-per-ip", "0"}, nil, "", "max-conns-per-ip: want a positive number"},
 		{"bad caps", []string{"--caps", "abc"}, nil, "", `caps "abc"`},
+		{"bad db scheme", []string{"--db", "mysql://h/db"}, nil, "", `unknown scheme "mysql"`},
+		{"bad db in env", nil, map[string]string{"SSB_ROOM_DB": "sqlite:"}, "", "want sqlite:PATH"},
+		{"bad db in toml", nil, nil, "db = \"redis://h\"\n", `unknown scheme "redis"`},
+		{"unreachable postgres", []string{"--db", "postgres://room:pw1234@127.0.0.1:1/room", "--listen", "127.0.0.1:0", "--http-listen", "off", "--debug-listen", "off"}, nil, "", "cannot reach PostgreSQL at 127.0.0.1:1"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			repo := t.TempDir()
