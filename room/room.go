@@ -33,6 +33,7 @@ import (
 	"github.com/cask-ssb/cask/plugins/service"
 	"github.com/cask-ssb/cask/plugins/tunnel"
 	"github.com/cask-ssb/cask/plugins/whoami"
+	"github.com/cask-ssb/cask/room/mesh"
 	"github.com/cask-ssb/cask/room/roomdb"
 	"github.com/cask-ssb/cask/room/web"
 	"github.com/cask-ssb/cask/secretstream"
@@ -59,6 +60,7 @@ type Server struct {
 	admin   *muxrpc.Mux // the operator, on the unix socket
 	web     *web.Server // the HTTP side: invites, aliases, sign-in, dashboard
 	metrics *metrics
+	mesh    *mesh.Node   // nil unless the room is one node of a mesh
 	rpcLog  *slog.Logger // muxrpc's connection-level log, at debug level
 
 	mu      sync.Mutex
@@ -147,6 +149,10 @@ func New(o Options) (*Server, error) {
 	s.lim.Store(&cfg)
 	s.rpcLog = slog.New(quietHandler{log.Handler()})
 	s.metrics = newMetrics(func() float64 { return float64(s.att.Len()) })
+	if err := s.newMesh(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	scheme := cfg.LinkScheme
 	if scheme == "" {
 		scheme = "https"
@@ -190,9 +196,10 @@ func (s *Server) peerServices() *muxrpc.Mux {
 	httpauth.RegisterServer(m, s.web)
 	tunnel.RegisterServer(m, tunnel.ServerOptions{
 		Room: s.keys.ID, Targets: s.att, Logger: s.log,
-		Caps:  func() (int64, time.Duration) { l := s.live(); return l.MaxTunnelBytes, l.MaxTunnelDuration },
-		Rate:  func() (int64, int64) { l := s.live(); return l.TunnelRate, l.TunnelBurst },
-		Hooks: tunnel.Hooks{Open: s.openTunnel, Bytes: func(n int) { s.metrics.bytes.Add(float64(n)) }},
+		Caps:    func() (int64, time.Duration) { l := s.live(); return l.MaxTunnelBytes, l.MaxTunnelDuration },
+		Rate:    func() (int64, int64) { l := s.live(); return l.TunnelRate, l.TunnelBurst },
+		Hooks:   tunnel.Hooks{Open: s.openTunnel, Bytes: func(n int) { s.metrics.bytes.Add(float64(n)) }},
+		Forward: s.meshForward(),
 	})
 	return m
 }
@@ -324,6 +331,13 @@ func (s *Server) Serve(ctx context.Context, ready func()) error {
 	s.mu.Unlock()
 	mode, _ := s.db.Mode(ctx)
 	s.log.Info("room serving", "address", addr, "id", s.keys.ID.String(), "mode", string(mode), "socket", s.cfg.SocketPath())
+
+	stopMesh, err := s.startMesh(ctx)
+	if err != nil {
+		closeAll(closers)
+		return err
+	}
+	closers = append(closers, stopMesh)
 
 	s.wg.Add(3)
 	go s.acceptTCP(ctx, wsl)

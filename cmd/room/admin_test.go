@@ -172,6 +172,10 @@ func TestConfigValidation(t *testing.T) {
 		{"unknown toml key", nil, nil, "colour = \"red\"\n", "unknown setting colour"},
 		{"zero limit", []string{"--max-conns-per-ip", "0"}, nil, "", "max-conns-per-ip: want a positive number"},
 		{"bad caps", []string{"--caps", "abc"}, nil, "", `caps "abc"`},
+		{"mesh without key", []string{"--mesh-with", "127.0.0.1:1"}, nil, "", "mesh-key-file: required"},
+		{"bad mesh address in env", nil, map[string]string{"SSB_ROOM_MESH_LISTEN": "nowhere", "SSB_ROOM_MESH_KEY_FILE": "k"}, "", `mesh-listen "nowhere"`},
+		{"bad mesh-with in toml", nil, nil, "mesh-with = [\"a\"]\nmesh-key-file = \"k\"\n", `mesh-with "a"`},
+		{"mesh key file missing", []string{"--mesh-listen", "127.0.0.1:0", "--mesh-key-file", "/nonexistent/k", "--listen", "127.0.0.1:0", "--http-listen", "off", "--debug-listen", "off"}, nil, "", "mesh key file"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			repo := t.TempDir()
@@ -186,5 +190,18 @@ func TestConfigValidation(t *testing.T) {
 				t.Fatalf("err %v, want it to contain %q", err, c.want)
 			}
 		})
+	}
+}
+
+func TestMeshKeyCommand(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mesh-key")
+	var out struct{ File string }
+	mustRun(t, &out, "mesh-key", path)
+	fi, err := os.Stat(path)
+	if err != nil || out.File != path || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mesh-key wrote %+v: %v %v", out, fi, err)
+	}
+	if _, err := run(t, "mesh-key", path); err == nil || !strings.Contains(err.Error(), "exists") {
+		t.Fatalf("mesh-key over an existing file: %v", err)
 	}
 }

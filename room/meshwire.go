@@ -1,0 +1,103 @@
+package room
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/cask-ssb/cask/feeds"
+	"github.com/cask-ssb/cask/muxrpc"
+	"github.com/cask-ssb/cask/plugins/tunnel"
+	"github.com/cask-ssb/cask/room/mesh"
+)
+
+// meshOn says the room is one node of a mesh.
+func (c Config) meshOn() bool { return c.MeshListen != "" || len(c.MeshWith) > 0 }
+
+func (c Config) validateMesh() []error {
+	if !c.meshOn() {
+		if c.MeshKeyFile != "" {
+			return []error{errors.New("mesh-key-file: set only with mesh-listen or mesh-with")}
+		}
+		return nil
+	}
+	var errs []error
+	if c.MeshKeyFile == "" {
+		errs = append(errs, errors.New("mesh-key-file: required with mesh-listen or mesh-with (create one with `room mesh-key FILE`)"))
+	}
+	if c.MeshListen != "" {
+		if _, _, err := net.SplitHostPort(c.MeshListen); err != nil {
+			errs = append(errs, fmt.Errorf("mesh-listen %q: want HOST:PORT: %w", c.MeshListen, err))
+		}
+	}
+	for _, a := range c.MeshWith {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			errs = append(errs, fmt.Errorf("mesh-with %q: want HOST:PORT: %w", a, err))
+		}
+	}
+	return errs
+}
+
+// newMesh sets up the room's mesh node, if configured.
+func (s *Server) newMesh() error {
+	if !s.cfg.meshOn() {
+		return nil
+	}
+	key, err := mesh.LoadKey(s.cfg.MeshKeyFile)
+	if err != nil {
+		return err
+	}
+	mm := mesh.NewMetrics()
+	s.metrics.reg.MustRegister(mm.Collectors()...)
+	ping := min(2*time.Second, s.cfg.KeepAlive)
+	s.mesh, err = mesh.New(mesh.Options{
+		Listen: s.cfg.MeshListen, Listener: s.cfg.meshListener, With: s.cfg.MeshWith, Key: key, Identity: s.keys, Att: s.att,
+		Logger: s.log, RPCLogger: s.rpcLog, Metrics: mm, PingInterval: ping, HandshakeTimeout: s.cfg.HandshakeTimeout,
+		Splice: func() tunnel.SpliceOptions {
+			l := s.live()
+			so := tunnel.SpliceOptions{MaxBytes: l.MaxTunnelBytes, Count: func(n int) { s.metrics.bytes.Add(float64(n)) }}
+			if l.TunnelRate > 0 {
+				so.Rate, so.Burst = l.TunnelRate, l.TunnelBurst
+			}
+			return so
+		},
+	})
+	return err
+}
+
+// meshForward is tunnel.ServerOptions.Forward: nil without a mesh.
+func (s *Server) meshForward() func(ctx context.Context, origin, target feeds.FeedRef) (*muxrpc.Source, *muxrpc.Sink, func(), error) {
+	if s.mesh == nil {
+		return nil
+	}
+	return s.mesh.Forward
+}
+
+// startMesh runs the mesh node until ctx ends or the returned stop is
+// called (which waits for it).
+func (s *Server) startMesh(ctx context.Context) (stop func(), err error) {
+	if s.mesh == nil {
+		return func() {}, nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- s.mesh.Run(ctx, func() { close(ready) }) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		cancel()
+		return nil, err
+	}
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			s.log.Error("mesh stopped", "err", err)
+		}
+	}, nil
+}
+
+// Mesh is the room's mesh node (nil without a mesh).
+func (s *Server) Mesh() *mesh.Node { return s.mesh }
