@@ -364,3 +364,74 @@ func TestMeshWrongKey(t *testing.T) {
 		}
 	}
 }
+
+// TestMeshDrain: a draining node reports not ready, refuses new sessions
+// and closes its peers, which reconnect to another node and stay in the
+// union; `drain --cancel` makes it ready again.
+func TestMeshDrain(t *testing.T) {
+	nodes := startMesh(t, 2, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ready := func(nd *meshNode) int {
+		resp, _ := get(t, browser(t), nd.base+"/readyz")
+		return resp.StatusCode
+	}
+	if ready(nodes[0]) != 200 || ready(nodes[1]) != 200 {
+		t.Fatal("nodes not ready at start")
+	}
+	watcher := mustDial(t, nodes[0].s, newKey(t))
+	vw, err := watcher.subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := []feeds.KeyPair{newKey(t), newKey(t), newKey(t)}
+	var cs []*client
+	for _, k := range keys {
+		c := mustDial(t, nodes[1].s, k)
+		if _, err := c.subscribe(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cs = append(cs, c)
+	}
+	all := hasAll(watcher.kp.ID, keys[0].ID, keys[1].ID, keys[2].ID)
+	if !vw.waitFor(30*time.Second, all) {
+		t.Fatal("union incomplete before the drain")
+	}
+	res := nodes[1].s.Drain(50)
+	if res.Closing != 3 {
+		t.Fatalf("drain closing %d connections, want 3", res.Closing)
+	}
+	if ready(nodes[1]) != 503 || ready(nodes[0]) != 200 {
+		t.Fatal("/readyz: the draining node must be 503, the other 200")
+	}
+	for i, c := range cs {
+		select {
+		case <-c.ep.Done():
+		case <-ctx.Done():
+			t.Fatalf("attendant %d not closed by the drain", i)
+		}
+	}
+	// A new session on the draining node is refused with the reason.
+	late := mustDial(t, nodes[1].s, newKey(t))
+	if err := late.ep.Async(ctx, nil, muxrpc.Method{"room", "metadata"}); !strings.Contains(callErr(err), "draining") {
+		t.Fatalf("session on a draining node: %v", err)
+	}
+	// They come back on node 1.
+	for _, k := range keys {
+		c := mustDial(t, nodes[0].s, k)
+		if _, err := c.subscribe(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !vw.waitFor(30*time.Second, all) {
+		set, _ := vw.snapshot()
+		t.Fatalf("after moving to node 1 the union is %v", set)
+	}
+	if st, err := nodes[1].s.Status(ctx); err != nil || !st.Draining || st.Mesh == nil || len(st.Mesh.Links) != 1 || st.Mesh.Attendants != 4 {
+		t.Fatalf("status of the drained node: %+v %v", st, err)
+	}
+	nodes[1].s.Undrain()
+	if ready(nodes[1]) != 200 {
+		t.Fatal("not ready after drain --cancel")
+	}
+}

@@ -101,3 +101,18 @@ func (s *Server) startMesh(ctx context.Context) (stop func(), err error) {
 
 // Mesh is the room's mesh node (nil without a mesh).
 func (s *Server) Mesh() *mesh.Node { return s.mesh }
+
+// MeshStatus is a node's part of `room status`.
+type MeshStatus struct {
+	Node  string   `json:"node"`
+	Links []string `json:"links"` // ids of the nodes linked
+	// Attendants counts the union of every node's attendants.
+	Attendants int `json:"attendants"`
+}
+
+func (s *Server) meshStatus() *MeshStatus {
+	if s.mesh == nil {
+		return nil
+	}
+	return &MeshStatus{Node: s.mesh.ID(), Links: s.mesh.Links(), Attendants: s.att.UnionLen()}
+}

@@ -76,6 +76,7 @@ type Server struct {
 	pending chan struct{} // handshake slots
 	wg      sync.WaitGroup
 	started atomic.Bool
+	drain   drainer                // room drain
 	lim     atomic.Pointer[Config] // the limits in force (Reload replaces them)
 }
 
@@ -411,6 +412,7 @@ func (s *Server) httpHandler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"status":"ok","attendants":%d}`+"\n", s.att.Len())
 	})
+	s.registerReady(mux)
 	return mux
 }
 
@@ -618,6 +620,9 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 
 // admit decides whether a freshly authenticated peer gets a session.
 func (s *Server) admit(ctx context.Context, id feeds.FeedRef, overIP bool) error {
+	if s.Draining() {
+		return errDraining
+	}
 	if overIP {
 		s.metrics.limits.WithLabelValues("conns-per-ip").Inc()
 		return fmt.Errorf("room limit: at most %d connections per IP address", s.live().MaxConnsPerIP)
@@ -767,6 +772,9 @@ type Status struct {
 	Connections int    `json:"connections"`
 	Members     int    `json:"members"`
 	TunnelsOpen int    `json:"tunnelsOpen"`
+	Draining    bool   `json:"draining"`
+	// Mesh is this node's part of a mesh (absent without one).
+	Mesh *MeshStatus `json:"mesh,omitempty"`
 }
 
 // Status reports the room's state.
@@ -785,5 +793,7 @@ func (s *Server) Status(ctx context.Context) (Status, error) {
 		st.TunnelsOpen += k
 	}
 	s.mu.Unlock()
+	st.Draining = s.Draining()
+	st.Mesh = s.meshStatus()
 	return st, nil
 }

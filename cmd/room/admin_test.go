@@ -156,6 +156,25 @@ func TestServeAndAdmin(t *testing.T) {
 	if st.Mode != "community" || st.Members != 0 {
 		t.Fatalf("status = %+v", st)
 	}
+
+	var dr struct {
+		Draining           bool
+		Closing, PerSecond int
+	}
+	mustRun(t, &dr, "drain", "--per-second", "5", "--repo", repo)
+	if !dr.Draining || dr.PerSecond != 5 {
+		t.Fatalf("drain = %+v", dr)
+	}
+	var st2 struct{ Draining bool }
+	mustRun(t, &st2, "status", "--repo", repo)
+	if !st2.Draining {
+		t.Fatal("status after drain: not draining")
+	}
+	mustRun(t, &dr, "drain", "--cancel", "--repo", repo)
+	mustRun(t, &st2, "status", "--repo", repo)
+	if dr.Draining || st2.Draining {
+		t.Fatalf("after drain --cancel: %+v, status draining %v", dr, st2.Draining)
+	}
 }
 
 func TestConfigValidation(t *testing.T) {

@@ -22,3 +22,18 @@ func newMeshKeyCmd() *cobra.Command {
 		},
 	}
 }
+
+func newDrainCmd() *cobra.Command {
+	c := leaf("drain", "Drain the running room node: refuse new sessions, report not ready on /readyz, close its peers' connections gradually so they reconnect to other nodes", 0,
+		func(cmd *cobra.Command, _ []string) error {
+			perSecond, _ := cmd.Flags().GetInt("per-second")
+			cancel, _ := cmd.Flags().GetBool("cancel")
+			if perSecond < 0 {
+				return usageErr("--per-second: want 0 (all at once) or more")
+			}
+			return call(cmd, "admin.drain", map[string]any{"perSecond": perSecond, "cancel": cancel})
+		})
+	c.Flags().Int("per-second", 20, "connections to close per second (0: all at once)")
+	c.Flags().Bool("cancel", false, "stop draining: take new sessions again")
+	return c
+}
