@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/cask-ssb/cask/feeds"
 	"github.com/cask-ssb/cask/muxrpc"
+	"github.com/cask-ssb/cask/plugins/httpauth"
 	roomplug "github.com/cask-ssb/cask/plugins/room"
 	"github.com/cask-ssb/cask/room/mesh"
 	"github.com/cask-ssb/cask/room/roomdb"
@@ -433,5 +435,54 @@ func TestMeshDrain(t *testing.T) {
 	nodes[1].s.Undrain()
 	if ready(nodes[1]) != 200 {
 		t.Fatal("not ready after drain --cancel")
+	}
+}
+
+// TestMeshSignIn: sign-in with SSB when the browser's page is on node 1
+// and the member's app on node 2, both ways (client- and
+// server-initiated); a replayed or foreign solution is refused.
+func TestMeshSignIn(t *testing.T) {
+	nodes := startMesh(t, 2, func(_ int, c *Config) { c.Mode = "community" })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	alice, mallory := newKey(t), newKey(t)
+	if err := nodes[0].s.DB().AddMember(ctx, alice.ID, roomdb.RoleMember); err != nil {
+		t.Fatal(err)
+	}
+	room := nodes[0].s.ID()
+	app := dialAnswering(t, nodes[1].s, alice, func(sc, cc string) string { return httpauth.Sign(alice, room, sc, cc) })
+	if _, err := app.Source(ctx, muxrpc.Method{"room", "attendants"}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); len(nodes[0].s.att.Holders(alice.ID)) == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("node 1 does not learn that node 2 holds alice")
+		}
+	}
+	// Client-initiated, on node 1.
+	c := browser(t)
+	resp, _ := get(t, c, nodes[0].base+"/login?"+url.Values{"cid": {alice.ID.String()}, "cc": {httpauth.NewChallenge()}}.Encode())
+	if resp.StatusCode != 303 || !strings.Contains(resp.Header.Get("Set-Cookie"), "room_session=") {
+		t.Fatalf("client-initiated sign-in through the mesh: %d", resp.StatusCode)
+	}
+	// Server-initiated: the page on node 1, the solution sent to node 2.
+	c2 := browser(t)
+	su, events := startSignIn(t, c2, nodes[0].base)
+	type sse struct{ ev, data string }
+	got := make(chan sse, 1)
+	go func() { ev, data := waitEvent(t, browser(t), nodes[0].base+events); got <- sse{ev, data} }()
+	cc := httpauth.NewChallenge()
+	if err := app.Async(ctx, nil, httpauth.MethodSendSolution, su.SC, cc, httpauth.Sign(mallory, room, su.SC, cc)); err == nil {
+		t.Fatal("forged solution accepted through the mesh")
+	}
+	var ok bool
+	if err := app.Async(ctx, &ok, httpauth.MethodSendSolution, su.SC, cc, httpauth.Sign(alice, room, su.SC, cc)); err != nil || !ok {
+		t.Fatalf("sendSolution on node 2 for node 1's challenge: %v, %v", ok, err)
+	}
+	if r := <-got; r.ev != "success" {
+		t.Fatalf("node 1's page got %q %q", r.ev, r.data)
+	}
+	if err := app.Async(ctx, &ok, httpauth.MethodSendSolution, su.SC, cc, httpauth.Sign(alice, room, su.SC, cc)); err == nil {
+		t.Fatal("replayed solution accepted through the mesh")
 	}
 }

@@ -9,8 +9,10 @@ import (
 
 	"github.com/cask-ssb/cask/feeds"
 	"github.com/cask-ssb/cask/muxrpc"
+	"github.com/cask-ssb/cask/plugins/httpauth"
 	"github.com/cask-ssb/cask/plugins/tunnel"
 	"github.com/cask-ssb/cask/room/mesh"
+	"github.com/cask-ssb/cask/room/web"
 )
 
 // meshOn says the room is one node of a mesh.
@@ -54,7 +56,8 @@ func (s *Server) newMesh() error {
 	ping := min(2*time.Second, s.cfg.KeepAlive)
 	s.mesh, err = mesh.New(mesh.Options{
 		Listen: s.cfg.MeshListen, Listener: s.cfg.meshListener, With: s.cfg.MeshWith, Key: key, Identity: s.keys, Att: s.att,
-		Logger: s.log, RPCLogger: s.rpcLog, Metrics: mm, PingInterval: ping, HandshakeTimeout: s.cfg.HandshakeTimeout,
+		Solutions: webSolutions{s},
+		Logger:    s.log, RPCLogger: s.rpcLog, Metrics: mm, PingInterval: ping, HandshakeTimeout: s.cfg.HandshakeTimeout,
 		Splice: func() tunnel.SpliceOptions {
 			l := s.live()
 			so := tunnel.SpliceOptions{MaxBytes: l.MaxTunnelBytes, Count: func(n int) { s.metrics.bytes.Add(float64(n)) }}
@@ -115,4 +118,56 @@ func (s *Server) meshStatus() *MeshStatus {
 		return nil
 	}
 	return &MeshStatus{Node: s.mesh.ID(), Links: s.mesh.Links(), Attendants: s.att.UnionLen()}
+}
+
+// webSolutions hands sign-in solutions other nodes received to this
+// node's web side.
+type webSolutions struct{ s *Server }
+
+func (w webSolutions) SendSolution(ctx context.Context, cid feeds.FeedRef, sc, cc, sol string) error {
+	return w.s.web.SendSolution(ctx, cid, sc, cc, sol)
+}
+
+// Holds says whether another node of the mesh holds a connection of id
+// (web.RemotePeers).
+func (p roomPeers) Holds(id feeds.FeedRef) bool {
+	return p.s.mesh != nil && len(p.s.att.Holders(id)) > 0
+}
+
+// RequestSolution asks the node holding id for its app's sign-in
+// solution (web.RemotePeers).
+func (p roomPeers) RequestSolution(ctx context.Context, id feeds.FeedRef, sc, cc string) (string, error) {
+	if p.s.mesh == nil {
+		return "", errors.New("room: not connected")
+	}
+	return p.s.mesh.RequestSolution(ctx, id, sc, cc)
+}
+
+// authenticator serves httpAuth.sendSolution and invalidateAllSolutions:
+// the web side, and with a mesh, a solution for a challenge this node did
+// not make goes to the other nodes (the browser may wait on any of them).
+func (s *Server) authenticator() httpauth.Authenticator {
+	if s.mesh == nil {
+		return s.web
+	}
+	return meshAuth{s}
+}
+
+type meshAuth struct{ s *Server }
+
+func (a meshAuth) SendSolution(ctx context.Context, cid feeds.FeedRef, sc, cc, sol string) error {
+	err := a.s.web.SendSolution(ctx, cid, sc, cc, sol)
+	if !errors.Is(err, web.ErrNoChallenge) {
+		return err
+	}
+	if merr := a.s.mesh.SendSolution(ctx, cid, sc, cc, sol); merr != nil {
+		a.s.log.Debug("sign-in solution taken by no node", "member", cid.String(), "err", merr)
+		return err
+	}
+	return nil
+}
+
+func (a meshAuth) InvalidateAll(ctx context.Context, cid feeds.FeedRef) error {
+	// Sessions live in the shared database: one node ends them all.
+	return a.s.web.InvalidateAll(ctx, cid)
 }

@@ -194,7 +194,7 @@ func (s *Server) peerServices() *muxrpc.Mux {
 		Room: s.keys.ID, Domain: s.cfg.Domain, AliasSubdomains: s.cfg.AliasSubdomains, Web: s.cfg.HTTPListen != "" && s.cfg.HTTPListen != "off", Store: s.db, Att: s.att, Logger: s.log, Batch: s.cfg.EventBatch,
 		OnDrop: func(reason string) { s.metrics.drops.WithLabelValues(reason).Inc() },
 	}).Register(m)
-	httpauth.RegisterServer(m, s.web)
+	httpauth.RegisterServer(m, s.authenticator())
 	tunnel.RegisterServer(m, tunnel.ServerOptions{
 		Room: s.keys.ID, Targets: s.att, Logger: s.log,
 		Caps:    func() (int64, time.Duration) { l := s.live(); return l.MaxTunnelBytes, l.MaxTunnelDuration },

@@ -56,6 +56,9 @@ type Options struct {
 	Logger *slog.Logger
 	// RPCLogger is muxrpc's connection-level log (default: Logger).
 	RPCLogger *slog.Logger
+	// Solutions, if set, completes sign-ins other nodes received
+	// solutions for (the web side).
+	Solutions Solutions
 	// Splice, if set, gives the caps and rate of a tunnel this node
 	// forwards to one of its attendants (as for a local tunnel).
 	Splice func() tunnel.SpliceOptions
@@ -452,6 +455,7 @@ func (n *Node) services() *muxrpc.Mux {
 	})
 	m.RegisterSource(MethodAttendants, n.serveAttendants)
 	m.RegisterDuplex(MethodConnect, n.serveConnect)
+	n.registerSignIn(m)
 	return m
 }
 

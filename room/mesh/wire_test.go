@@ -169,3 +169,25 @@ func FuzzParseHello(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseSolutionArgs: accepted args have a valid cid and n-1 strings.
+func FuzzParseSolutionArgs(f *testing.F) {
+	f.Add([]byte(`["`+idA+`","sc","cc"]`), 3)
+	f.Add([]byte(`["`+idA+`","sc","cc","sol"]`), 4)
+	f.Add([]byte(`[1,2]`), 3)
+	f.Fuzz(func(t *testing.T, b []byte, n int) {
+		if n < 1 || n > 8 {
+			return
+		}
+		cid, rest, err := ParseSolutionArgs(b, n)
+		if err != nil {
+			return
+		}
+		if len(rest) != n-1 {
+			t.Fatalf("accepted %q with %d strings, want %d", b, len(rest), n-1)
+		}
+		if back, err := feeds.ParseFeedRef(cid.String()); err != nil || back != cid {
+			t.Fatalf("accepted %q with a cid that does not round-trip", b)
+		}
+	})
+}
