@@ -63,6 +63,16 @@ type Config struct {
 	EventQueue        int           `toml:"event-queue"`  // attendant events a subscriber may lag behind
 	EventBatch        time.Duration `toml:"event-batch"`  // gather attendant events this long before writing
 
+	// The mesh of room nodes sharing this room's identity and database
+	// (room/mesh): this node's mesh address, the other nodes' addresses,
+	// and the file of the shared mesh key.
+	MeshListen  string   `toml:"mesh-listen"`
+	MeshWith    []string `toml:"mesh-with"`
+	MeshKeyFile string   `toml:"mesh-key-file"`
+	// meshListener, if set, is the mesh listener to use (tests open them
+	// first, so that every node knows the others' addresses).
+	meshListener net.Listener
+
 	// sendBuffer, if set, is SO_SNDBUF of peer connections (tests use a
 	// small one so a peer that never reads blocks the room's writes soon).
 	sendBuffer int
@@ -165,6 +175,7 @@ func (c Config) Validate() error {
 	if c.TunnelBurst > 0 && c.TunnelRate == 0 {
 		errs = append(errs, errors.New("tunnel-burst: set only with tunnel-rate"))
 	}
+	errs = append(errs, c.validateMesh()...)
 	switch c.LogFormat {
 	case "text", "json":
 	default:

@@ -98,6 +98,20 @@ var serveSettings = []setting{
 	{"tunnel-burst", "token bucket size in bytes for --tunnel-rate (default: one second of the rate)", num(func(c *room.Config, n int64) { c.TunnelBurst = n })},
 	{"event-batch", "gather attendant events this long before writing them to a subscriber (default 20ms)", dur(func(c *room.Config, d time.Duration) { c.EventBatch = d })},
 	{"event-queue", "attendant events a subscriber may lag behind before it is dropped (default 4096)", num(func(c *room.Config, n int64) { c.EventQueue = int(n) })},
+	{"mesh-listen", `mesh address (HOST:PORT) where the other nodes of this room connect (default: none)`, str(func(c *room.Config, v string) { c.MeshListen = v })},
+	{"mesh-with", "the other nodes' mesh addresses, comma-separated (HOST:PORT,...)", str(func(c *room.Config, v string) { c.MeshWith = splitList(v) })},
+	{"mesh-key-file", "file with the mesh key shared by the nodes (base64 of 32 bytes, mode 0600; create it with `room mesh-key FILE`)", str(func(c *room.Config, v string) { c.MeshKeyFile = v })},
+}
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func addRepoFlag(fs *pflag.FlagSet) {
