@@ -16,6 +16,7 @@ import (
 	"github.com/cask-ssb/cask/feeds"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // Errors returned by the store, wrapped with context; test with errors.Is.
@@ -54,6 +55,11 @@ type Options struct {
 	// RebuildProgress, when set, is called after each record staged by a
 	// rebuild at Open with the records done and the log's length.
 	RebuildProgress func(done, total int64)
+	// FS is the filesystem Pebble's files live on (nil: the OS's). The
+	// directory lock stays on the OS's filesystem in dir. Simulations pass
+	// a crash-simulating in-memory one (vfs.NewCrashableMem) to kill a
+	// node without losing anything but what it had not synced.
+	FS vfs.FS
 }
 
 // Store is an open message store. All methods are safe for concurrent use.
@@ -135,6 +141,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		MemTableSize:       opts.MemTableSize,
 		Logger:             pebbleLogger{logger},
 		FormatMajorVersion: pebble.FormatNewest,
+		FS:                 opts.FS,
 	}
 	if po.CacheSize == 0 {
 		po.CacheSize = 64 << 20
