@@ -57,8 +57,9 @@ type Config struct {
 	AttackEvery time.Duration
 	// RoomOnly: the first RoomOnly honest nodes listen on nothing
 	// (--listen off) and are reached only through a room (cmd/room's
-	// server, on loopback TCP outside the simulated links), which every
-	// honest node then joins. Hostile nodes attack only the others.
+	// server, on the simulated network as RoomHost: a partition leaves it
+	// in group 0), which every honest node then joins. Hostile nodes
+	// attack only the others.
 	RoomOnly int
 	// Deadline bounds the whole run; Stall fails the run when no honest
 	// node gained a message for this long before convergence.
@@ -366,8 +367,15 @@ func (p *Plan) Digest() string {
 	return fmt.Sprintf("%x", sha256.Sum256([]byte(b.String())))
 }
 
-// Link returns the link between hosts a and b (by name).
+// RoomHost is the room's host name (Config.RoomOnly).
+const RoomHost = "room.sim"
+
+// Link returns the link between hosts a and b (by name). A link to the
+// room has the middle latency of the range.
 func (p *Plan) Link(a, b string) Link {
+	if a == RoomHost || b == RoomHost {
+		return Link{Latency: (p.Config.LatencyMin + p.Config.LatencyMax) / 2, Bandwidth: p.Config.Bandwidth}
+	}
 	i, j := slices.Index(p.Hosts, a), slices.Index(p.Hosts, b)
 	if i < 0 || j < 0 {
 		return Link{}
