@@ -31,7 +31,7 @@ type Config struct {
 	Blocks int
 	// Faults, during FaultsFor: Offline is the fraction of honest nodes
 	// offline at any time (rotated every OfflineSlot; a third of those
-	// stops are kills: no goodbye, the network cut first); Partitions
+	// stops are kills: crashes, see Sim.stop); Partitions
 	// splits of the network in two halves, each healed after PartitionFor;
 	// LossEvery: every so often one connection somewhere is lost.
 	FaultsFor    time.Duration
@@ -73,7 +73,7 @@ type EventKind int
 const (
 	EvPublish   EventKind = iota // Node publishes a post
 	EvStop                       // Node shuts down cleanly
-	EvKill                       // Node is killed: network cut, no goodbye
+	EvKill                       // Node crashes: network cut, unsynced writes lost
 	EvStart                      // Node starts again from its store
 	EvPartition                  // Groups splits the network
 	EvHeal                       // the partition ends

@@ -13,8 +13,10 @@
 // dials succeed, how many duplicates are sent and the byte counts vary
 // from run to run.
 //
-// It never opens a real socket for peers: nodes listen on the simulated
-// network only (each still has its owner's unix socket in its repo).
+// It never opens a real socket for peers: nodes (and the room) listen on
+// the simulated network only (each still has its owner's unix socket in
+// its repo). A node's store lives on a crash-simulating in-memory
+// filesystem, so that a kill is a crash (see Sim.stop).
 package netsim
 
 import (
