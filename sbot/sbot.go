@@ -36,6 +36,7 @@ import (
 	threadsplugin "github.com/cask-ssb/cask/plugins/threads"
 	"github.com/cask-ssb/cask/plugins/types"
 	"github.com/cask-ssb/cask/plugins/whoami"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // ErrRepoLocked is returned when another daemon (or an offline import)
@@ -57,6 +58,9 @@ type Options struct {
 	Sched SchedOptions
 	// Network carries the net: transport (nil: the OS's TCP).
 	Network Network
+	// StoreFS is the filesystem of the store's database (nil: the OS's,
+	// in REPO/store). Simulations pass a crash-simulating in-memory one.
+	StoreFS vfs.FS
 }
 
 // Node is a running SSB daemon.
@@ -153,7 +157,9 @@ func New(opts Options) (*Node, error) {
 	}
 	graph := contacts.New()
 	views := NewViews(&keys)
-	st, err := store.Open(filepath.Join(cfg.Repo, "store"), StoreOptions(log.With("component", "store"), graph, views.Indexers()...))
+	so := StoreOptions(log.With("component", "store"), graph, views.Indexers()...)
+	so.FS = opts.StoreFS
+	st, err := store.Open(filepath.Join(cfg.Repo, "store"), so)
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
 			return nil, fmt.Errorf("open repo %s: %w: %w", cfg.Repo, ErrRepoLocked, err)
