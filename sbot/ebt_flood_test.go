@@ -150,7 +150,7 @@ func TestTwoDaemonFloodBothWays(t *testing.T) {
 	}
 	// No stall: progress at least every 20 s, whatever the load.
 	var lastA, lastB int64
-	lastMove := time.Now()
+	lastMove, lastLog := time.Now(), time.Now()
 	for {
 		gotA, _, _, errA := b.Store().Latest(aID)
 		gotB, _, _, errB := a.Store().Latest(bID)
@@ -162,6 +162,10 @@ func TestTwoDaemonFloodBothWays(t *testing.T) {
 		}
 		if gotA != lastA || gotB != lastB {
 			lastA, lastB, lastMove = gotA, gotB, time.Now()
+		}
+		if time.Since(lastLog) > 30*time.Second {
+			lastLog = time.Now()
+			t.Logf("after %s: b holds %d of a's %d, a holds %d of b's %d", time.Since(t0).Round(time.Second), gotA, n, gotB, n)
 		}
 		if time.Since(lastMove) > 20*time.Second {
 			t.Fatalf("replication stalled: b holds %d of a's %d, a holds %d of b's %d, nothing moved for 20 s", gotA, n, gotB, n)
