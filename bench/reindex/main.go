@@ -49,6 +49,7 @@ type options struct {
 	keep           bool
 	repo           string
 	cpuprofile     string
+	reuse          string
 }
 
 func main() {
@@ -60,6 +61,7 @@ func main() {
 	flag.StringVar(&o.bin, "sbot", "", "sbot binary (default: build cmd/sbot)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
 	flag.StringVar(&o.repo, "repo", "", "reindex this filled repo (from -keep) instead of filling a new one; -cases go only")
+	flag.StringVar(&o.reuse, "reuse", "", "work directory kept by -keep: compare on its filled repo and loaded ssb-db2 dir (no fill, no load)")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "run the Go reindexes in this process (sbot.OpenOfflineReindex) and write a CPU profile of them to this file")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -77,15 +79,19 @@ func main() {
 type timing struct{ wall, cpu time.Duration }
 
 func run(ctx context.Context, o options) error {
-	tmp, err := os.MkdirTemp("", "cask-bench-reindex-")
-	if err != nil {
-		return err
+	tmp := o.reuse
+	if tmp == "" {
+		var err error
+		if tmp, err = os.MkdirTemp("", "cask-bench-reindex-"); err != nil {
+			return err
+		}
+		if o.keep {
+			log.Printf("work directory kept: %s", tmp)
+		} else {
+			defer os.RemoveAll(tmp)
+		}
 	}
-	if o.keep {
-		log.Printf("work directory kept: %s", tmp)
-	} else {
-		defer os.RemoveAll(tmp)
-	}
+	var err error
 	doGo, doJS := strings.Contains(o.cases, "go"), strings.Contains(o.cases, "js")
 	var kit string
 	if doJS {
@@ -105,35 +111,14 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 	repo := filepath.Join(tmp, "repo")
-	if err := os.MkdirAll(repo, 0o700); err != nil {
-		return err
-	}
 	secret := filepath.Join(repo, "secret")
-	kp, _, err := feeds.LoadOrCreateSecret(secret)
-	if err != nil {
-		return err
-	}
-	authors, err := fill.Keys("reindex", o.feeds)
-	if err != nil {
-		return err
-	}
-	t0 := time.Now()
-	if err := fill.Repo(ctx, repo, fill.Options{Authors: authors, Messages: o.n, Content: fill.Mixed(authors, kp.ID)}); err != nil {
-		return err
-	}
-	log.Printf("filled %d messages in %d feeds in %s", o.n, o.feeds, time.Since(t0).Round(time.Millisecond))
 	db2dir := filepath.Join(tmp, "db2")
-	if doJS {
-		fixture := filepath.Join(tmp, "fixture.jsonl")
-		if err := export(ctx, repo, fixture); err != nil {
+	if o.reuse != "" {
+		if o.n, err = countRepo(repo); err != nil {
 			return err
 		}
-		t0 = time.Now()
-		out, _, err := node(ctx, kit, "db2index.js", "--mode", "load", "--path", db2dir, "--keys", secret, "--fixture", fixture)
-		if err != nil {
-			return err
-		}
-		log.Printf("ssb-db2 loaded the fixture in %s: %s", time.Since(t0).Round(time.Millisecond), bytes.TrimSpace(out))
+	} else if err := fillAndLoad(ctx, o, kit, tmp, repo, doJS); err != nil {
+		return err
 	}
 	var goT, jsT []timing
 	for r := 1; r <= o.runs; r++ {
@@ -339,4 +324,50 @@ func median(ts []timing) timing {
 	slices.Sort(w)
 	slices.Sort(c)
 	return timing{wall: w[len(w)/2], cpu: c[len(c)/2]}
+}
+
+// fillAndLoad fills repo with o.n messages and, for the JS side, loads
+// them into tmp/db2.
+func fillAndLoad(ctx context.Context, o options, kit, tmp, repo string, doJS bool) error {
+	if err := os.MkdirAll(repo, 0o700); err != nil {
+		return err
+	}
+	secret := filepath.Join(repo, "secret")
+	kp, _, err := feeds.LoadOrCreateSecret(secret)
+	if err != nil {
+		return err
+	}
+	authors, err := fill.Keys("reindex", o.feeds)
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	if err := fill.Repo(ctx, repo, fill.Options{Authors: authors, Messages: o.n, Content: fill.Mixed(authors, kp.ID)}); err != nil {
+		return err
+	}
+	log.Printf("filled %d messages in %d feeds in %s", o.n, o.feeds, time.Since(t0).Round(time.Millisecond))
+	if !doJS {
+		return nil
+	}
+	fixture := filepath.Join(tmp, "fixture.jsonl")
+	if err := export(ctx, repo, fixture); err != nil {
+		return err
+	}
+	t0 = time.Now()
+	out, _, err := node(ctx, kit, "db2index.js", "--mode", "load", "--path", filepath.Join(tmp, "db2"), "--keys", secret, "--fixture", fixture)
+	if err != nil {
+		return err
+	}
+	log.Printf("ssb-db2 loaded the fixture in %s: %s", time.Since(t0).Round(time.Millisecond), bytes.TrimSpace(out))
+	return nil
+}
+
+// countRepo is the number of messages in repo's store.
+func countRepo(repo string) (int, error) {
+	st, err := sbot.OpenOfflineRead(repo)
+	if err != nil {
+		return 0, err
+	}
+	n, _ := st.Count()
+	return int(n), st.Close()
 }
