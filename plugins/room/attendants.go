@@ -24,10 +24,20 @@ type Event struct {
 // each subscriber has its own bounded queue, drained by its own goroutine,
 // and a subscriber whose queue is full is dropped (OnOverflow), so a slow
 // reader never holds the lock or delays the others.
+//
+// A room that is one node of a mesh (room/mesh) also holds the attendants
+// of the other nodes (RemoteJoin, RemoteLeave, RemoteDrop): the set that
+// Subscribe, IDs and UnionLen give is the union of the local and remote
+// attendants, and an id leaves it only when it has gone from every node.
+// SubscribeLocal follows the local attendants only (what a node tells the
+// others). Lookup, IsPresent and Len are about local attendants.
 type Attendants struct {
-	mu    sync.Mutex
-	peers map[feeds.FeedRef]*muxrpc.Endpoint
-	subs  map[*Subscription]struct{}
+	mu     sync.Mutex
+	peers  map[feeds.FeedRef]*muxrpc.Endpoint
+	remote map[feeds.FeedRef]map[string]struct{} // id -> nodes holding it
+	byNode map[string]map[feeds.FeedRef]struct{} // node -> ids it holds
+	subs   map[*Subscription]struct{}
+	lsubs  map[*Subscription]struct{} // subscribers to the local set only
 	// QueueLimit bounds each subscriber's queue (events not yet written).
 	queueLimit int
 }
@@ -38,7 +48,9 @@ func NewAttendants(queueLimit int) *Attendants {
 	if queueLimit <= 0 {
 		queueLimit = 4096
 	}
-	return &Attendants{peers: make(map[feeds.FeedRef]*muxrpc.Endpoint), subs: make(map[*Subscription]struct{}), queueLimit: queueLimit}
+	return &Attendants{peers: make(map[feeds.FeedRef]*muxrpc.Endpoint), subs: make(map[*Subscription]struct{}),
+		lsubs: make(map[*Subscription]struct{}), remote: make(map[feeds.FeedRef]map[string]struct{}),
+		byNode: make(map[string]map[feeds.FeedRef]struct{}), queueLimit: queueLimit}
 }
 
 // Join makes id present, reached through ep. If id is present through
@@ -52,7 +64,11 @@ func (a *Attendants) Join(id feeds.FeedRef, ep *muxrpc.Endpoint) bool {
 		return false
 	}
 	a.peers[id] = ep
-	a.broadcastLocked(Event{ID: id, Joined: true})
+	ev := Event{ID: id, Joined: true}
+	broadcastLocked(a.lsubs, ev, a.queueLimit)
+	if len(a.remote[id]) == 0 {
+		a.broadcastLocked(ev)
+	}
 	return true
 }
 
@@ -65,7 +81,11 @@ func (a *Attendants) Leave(id feeds.FeedRef, ep *muxrpc.Endpoint) bool {
 		return false
 	}
 	delete(a.peers, id)
-	a.broadcastLocked(Event{ID: id, Joined: false})
+	ev := Event{ID: id, Joined: false}
+	broadcastLocked(a.lsubs, ev, a.queueLimit)
+	if len(a.remote[id]) == 0 {
+		a.broadcastLocked(ev)
+	}
 	return true
 }
 
@@ -83,14 +103,14 @@ func (a *Attendants) IsPresent(id feeds.FeedRef) bool {
 	return ok
 }
 
-// Len returns the number of present peers.
+// Len returns the number of peers present locally.
 func (a *Attendants) Len() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return len(a.peers)
 }
 
-// IDs returns the present peers, sorted.
+// IDs returns the present peers (local and remote), sorted.
 func (a *Attendants) IDs() []feeds.FeedRef {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -98,18 +118,25 @@ func (a *Attendants) IDs() []feeds.FeedRef {
 }
 
 func (a *Attendants) idsLocked() []feeds.FeedRef {
-	ids := make([]feeds.FeedRef, 0, len(a.peers))
+	ids := make([]feeds.FeedRef, 0, len(a.peers)+len(a.remote))
 	for id := range a.peers {
 		ids = append(ids, id)
+	}
+	for id := range a.remote {
+		if _, ok := a.peers[id]; !ok {
+			ids = append(ids, id)
+		}
 	}
 	sort.Slice(ids, func(i, j int) bool { return string(ids[i][:]) < string(ids[j][:]) })
 	return ids
 }
 
-func (a *Attendants) broadcastLocked(ev Event) {
-	for s := range a.subs {
-		if !s.push(ev, a.queueLimit) {
-			delete(a.subs, s)
+func (a *Attendants) broadcastLocked(ev Event) { broadcastLocked(a.subs, ev, a.queueLimit) }
+
+func broadcastLocked(subs map[*Subscription]struct{}, ev Event, limit int) {
+	for s := range subs {
+		if !s.push(ev, limit) {
+			delete(subs, s)
 		}
 	}
 }
@@ -190,6 +217,7 @@ func (s *Subscription) Take() []Event {
 func (s *Subscription) Close() {
 	s.a.mu.Lock()
 	delete(s.a.subs, s)
+	delete(s.a.lsubs, s)
 	s.a.mu.Unlock()
 	s.mu.Lock()
 	if !s.closed {
