@@ -39,6 +39,8 @@ import (
 	"github.com/cask-ssb/cask/feeds"
 	"github.com/cask-ssb/cask/feeds/store"
 	"github.com/cask-ssb/cask/internal/interop"
+	"github.com/cask-ssb/cask/plugins/types"
+	"github.com/cask-ssb/cask/plugins/viewread"
 	"github.com/cask-ssb/cask/sbot"
 )
 
@@ -50,6 +52,7 @@ type options struct {
 	repo           string
 	cpuprofile     string
 	reuse          string
+	typ            string
 }
 
 func main() {
@@ -62,6 +65,7 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
 	flag.StringVar(&o.repo, "repo", "", "reindex this filled repo (from -keep) instead of filling a new one; -cases go only")
 	flag.StringVar(&o.reuse, "reuse", "", "work directory kept by -keep: compare on its filled repo and loaded ssb-db2 dir (no fill, no load)")
+	flag.StringVar(&o.typ, "type", "", "after the reindexes, also time messagesByType of this type on both sides (all its messages, -runs times)")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "run the Go reindexes in this process (sbot.OpenOfflineReindex) and write a CPU profile of them to this file")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -139,6 +143,11 @@ func run(ctx context.Context, o options) error {
 				log.Printf("run %d: ssb-db2 index build: %s, cpu %s", r, t.wall.Round(time.Millisecond), t.cpu.Round(time.Millisecond))
 				jsT = append(jsT, t)
 			}
+		}
+	}
+	if o.typ != "" {
+		if err := compareType(ctx, o, kit, repo, db2dir, secret, doGo, doJS); err != nil {
+			return err
 		}
 	}
 	g, j := median(goT), median(jsT)
@@ -370,4 +379,50 @@ func countRepo(repo string) (int, error) {
 	}
 	n, _ := st.Count()
 	return int(n), st.Close()
+}
+
+// compareType times messagesByType of o.typ (every message of the type,
+// with values): ours in process through the by-type index (the daemon's
+// handler path without the socket), ssb-db2's where(type(T)) in node
+// after its indexes are loaded (db2index.js --mode type; its first query
+// builds the JIT index if missing, the next ones reuse it).
+func compareType(ctx context.Context, o options, kit, repo, db2dir, secret string, doGo, doJS bool) error {
+	if doGo {
+		st, err := sbot.OpenOfflineRead(repo)
+		if err != nil {
+			return err
+		}
+		q, _, err := types.Query(types.Options{Type: o.typ})
+		if err != nil {
+			st.Close()
+			return err
+		}
+		var ts []time.Duration
+		hits := 0
+		for range max(o.runs, 1) {
+			t0 := time.Now()
+			hits = 0
+			for _, err := range viewread.Run(ctx, st, q) {
+				if err != nil {
+					st.Close()
+					return err
+				}
+				hits++
+			}
+			ts = append(ts, time.Since(t0))
+		}
+		if err := st.Close(); err != nil {
+			return err
+		}
+		slices.Sort(ts)
+		fmt.Printf("messagesByType %s (Go, by-type index): %.1f ms, %d hits (median of %d; all %v)\n", o.typ, float64(ts[len(ts)/2].Microseconds())/1000, hits, len(ts), ts)
+	}
+	if doJS {
+		out, _, err := node(ctx, kit, "db2index.js", "--mode", "type", "--type", o.typ, "--runs", fmt.Sprint(max(o.runs, 1)), "--path", db2dir, "--keys", secret)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("messagesByType %s (ssb-db2 where(type)): %s\n", o.typ, bytes.TrimSpace(out))
+	}
+	return nil
 }
