@@ -42,6 +42,10 @@ type Config struct {
 	LogFormat  string `toml:"log-format"`
 	LogLevel   string `toml:"log-level"`
 
+	// DB is the database: "" (REPO/room.sqlite), sqlite:PATH, a path, or
+	// postgres://... (shared by several room nodes).
+	DB string `toml:"db"`
+
 	MaxConns          int           `toml:"max-conns"`           // concurrent peer connections
 	MaxAttendants     int           `toml:"max-attendants"`      // concurrent attendants
 	MaxConnsPerIP     int           `toml:"max-conns-per-ip"`    // per remote IP (loopback exempt unless LimitLoopback)
@@ -131,6 +135,9 @@ func (c Config) Validate() error {
 	if _, err := roomdb.ParseMode(c.Mode); err != nil {
 		errs = append(errs, err)
 	}
+	if _, _, err := roomdb.ParseDBURL(c.DB, c.DBPath()); err != nil {
+		errs = append(errs, err)
+	}
 	if c.Domain == "" || strings.ContainsAny(c.Domain, "/ ?#") {
 		errs = append(errs, fmt.Errorf("domain %q: want a host name", c.Domain))
 	}
@@ -207,5 +214,5 @@ func (c Config) SocketPath() string { return SocketPath(c.Repo) }
 // SocketPath is the admin socket of the room that owns repo.
 func SocketPath(repo string) string { return filepath.Join(repo, "socket") }
 
-// DBPath is the SQLite database.
+// DBPath is the default SQLite database (when DB is empty).
 func (c Config) DBPath() string { return filepath.Join(c.Repo, "room.sqlite") }

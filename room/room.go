@@ -53,7 +53,7 @@ type Server struct {
 	log     *slog.Logger
 	keys    feeds.KeyPair
 	caps    secretstream.AppKey
-	db      *roomdb.DB
+	db      roomdb.Store
 	att     *roomplug.Attendants
 	mux     *muxrpc.Mux // peers
 	handler muxrpc.Handler
@@ -134,7 +134,7 @@ func New(o Options) (*Server, error) {
 	}
 	caps, _ := cfg.CapsKey()
 	mode, _ := roomdb.ParseMode(cfg.Mode)
-	db, err := roomdb.Open(context.Background(), cfg.DBPath(), mode)
+	db, err := roomdb.OpenStore(context.Background(), cfg.DB, cfg.DBPath(), roomdb.Options{Mode: mode})
 	if err != nil {
 		return nil, err
 	}
@@ -250,7 +250,7 @@ func (s *Server) openTunnel(origin, _ feeds.FeedRef) (func(), error) {
 func (s *Server) ID() feeds.FeedRef { return s.keys.ID }
 
 // DB is the room's state.
-func (s *Server) DB() *roomdb.DB { return s.db }
+func (s *Server) DB() roomdb.Store { return s.db }
 
 // Address is the room's multiserver address once Serve listens.
 func (s *Server) Address() string {

@@ -71,6 +71,7 @@ var serveSettings = []setting{
 	{"caps", "network key (secret-handshake app key), base64 (default: the SSB main network)", str(func(c *room.Config, v string) { c.Caps = v })},
 	{"key", "secret file (default REPO/secret, created on first start)", str(func(c *room.Config, v string) { c.Key = v })},
 	{"domain", `public host name, used in metadata and alias/invite URLs (default "localhost")`, str(func(c *room.Config, v string) { c.Domain = v })},
+	{"db", `database: a SQLite file (sqlite:PATH or a path; default REPO/room.sqlite) or PostgreSQL (postgres://USER@HOST:PORT/DATABASE), which several room nodes can share`, str(func(c *room.Config, v string) { c.DB = v })},
 	{"mode", `privacy mode at first start: open, community or restricted (then stored; change it with "room admin mode set") (default "community")`, str(func(c *room.Config, v string) { c.Mode = v })},
 	{"log-format", `log format: text or json (default "text")`, str(func(c *room.Config, v string) { c.LogFormat = v })},
 	{"log-level", `log level: debug, info, warn, error (default "info"); IP addresses are logged at debug only`, str(func(c *room.Config, v string) { c.LogLevel = v })},
