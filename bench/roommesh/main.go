@@ -1,6 +1,6 @@
 // Command roommesh measures a room run as a mesh of nodes (room/mesh),
 // with every node in this process on 127.0.0.1, sharing one identity and
-// one SQLite database.
+// one database (SQLite, or PostgreSQL with -db).
 //
 // -case union: N attendants connect to each of -nodes nodes at once (at
 // most -c dials in flight per node); each subscribes to room.attendants
@@ -16,7 +16,7 @@
 // the tunnel forwarded over the mesh). Runs alternate; medians and
 // two/one (target ≤ 1.15) are printed.
 //
-//	go run ./bench/roommesh [-case union|tunnel|all] [-n 1000] [-nodes 3] [-msgs 10000] [-runs 3]
+//	go run ./bench/roommesh [-case union|tunnel|all] [-n 1000] [-nodes 3] [-msgs 10000] [-runs 3] [-db postgres://…]
 package main
 
 import (
@@ -53,6 +53,7 @@ func main() {
 	msgs := flag.Int("msgs", 10_000, "messages (tunnel)")
 	runs := flag.Int("runs", 3, "runs of each tunnel case (median printed)")
 	mode := flag.String("mode", "ebt", "replication: ebt or legacy (tunnel)")
+	db := flag.String("db", "", "the nodes' shared database: postgres://… (default: one SQLite file; a PostgreSQL database is used as is, so give an empty one)")
 	flag.Parse()
 	log.SetFlags(0)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -63,12 +64,12 @@ func main() {
 	}
 	defer os.RemoveAll(work)
 	if *which == "union" || *which == "all" {
-		if err := union(ctx, filepath.Join(work, "union"), *nodesN, *n, *conc); err != nil {
+		if err := union(ctx, filepath.Join(work, "union"), *db, *nodesN, *n, *conc); err != nil {
 			log.Fatal(err)
 		}
 	}
 	if *which == "tunnel" || *which == "all" {
-		if err := tunnel(ctx, filepath.Join(work, "tunnel"), *msgs, *runs, *mode); err != nil {
+		if err := tunnel(ctx, filepath.Join(work, "tunnel"), *db, *msgs, *runs, *mode); err != nil {
 			log.Fatal(err)
 		}
 	}
@@ -101,7 +102,7 @@ func freeAddrs(k int) ([]string, error) {
 }
 
 // startCluster runs k nodes (k = 1: a plain room, no mesh).
-func startCluster(ctx context.Context, dir string, k int) (*cluster, error) {
+func startCluster(ctx context.Context, dir, db string, k int) (*cluster, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -133,13 +134,11 @@ func startCluster(ctx context.Context, dir string, k int) (*cluster, error) {
 			c.stop()
 			return nil, err
 		}
-		if i > 0 {
-			if err := os.Symlink(filepath.Join(dir, "node1", "room.sqlite"), filepath.Join(repo, "room.sqlite")); err != nil {
-				c.stop()
-				return nil, err
-			}
-		}
 		cfg := room.Defaults(repo)
+		cfg.DB = db
+		if db == "" {
+			cfg.DB = "sqlite:" + filepath.Join(dir, "room.sqlite")
+		}
 		cfg.Key = secret
 		cfg.Listen, cfg.HTTPListen, cfg.DebugListen, cfg.Mode = "127.0.0.1:0", "off", "off", "open"
 		cfg.MaxConns, cfg.MaxAttendants, cfg.MaxPending = 10000, 10000, 256
@@ -310,9 +309,9 @@ func closeAll(cs []*client) {
 	}
 }
 
-func union(ctx context.Context, dir string, k, n, conc int) error {
+func union(ctx context.Context, dir, db string, k, n, conc int) error {
 	// One room without a mesh first: the reference connect rate.
-	one, err := startCluster(ctx, filepath.Join(dir, "single"), 1)
+	one, err := startCluster(ctx, filepath.Join(dir, "single"), db, 1)
 	if err != nil {
 		return err
 	}
@@ -325,7 +324,7 @@ func union(ctx context.Context, dir string, k, n, conc int) error {
 	one.stop()
 	log.Printf("one room: %d attendants at %.0f/s", n, single)
 
-	cl, err := startCluster(ctx, filepath.Join(dir, "mesh"), k)
+	cl, err := startCluster(ctx, filepath.Join(dir, "mesh"), db, k)
 	if err != nil {
 		return err
 	}
@@ -380,12 +379,12 @@ func median(xs []float64) float64 {
 	return s[len(s)/2]
 }
 
-func tunnel(ctx context.Context, dir string, msgs, runs int, mode string) error {
+func tunnel(ctx context.Context, dir, db string, msgs, runs int, mode string) error {
 	kit, err := interop.KitDir()
 	if err != nil {
 		return err
 	}
-	cl, err := startCluster(ctx, filepath.Join(dir, "mesh"), 2)
+	cl, err := startCluster(ctx, filepath.Join(dir, "mesh"), db, 2)
 	if err != nil {
 		return err
 	}
