@@ -508,3 +508,36 @@ func TestMeshSignIn(t *testing.T) {
 		t.Fatal("replayed solution accepted through the mesh")
 	}
 }
+
+// TestMeshTunnelLimits: the per-key tunnel limit of the origin's node
+// counts forwarded tunnels as local ones.
+func TestMeshTunnelLimits(t *testing.T) {
+	nodes := startMesh(t, 2, func(_ int, c *Config) { c.MaxTunnelsPerKey = 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	a, c := mustDial(t, nodes[0].s, newKey(t)), mustDial(t, nodes[1].s, newKey(t))
+	if _, err := c.subscribe(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); len(nodes[0].s.att.Holders(c.kp.ID)) == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("node 1 did not learn c")
+		}
+	}
+	args := map[string]string{"portal": nodes[0].s.ID().String(), "target": c.kp.ID.String()}
+	_, out1, err := a.ep.Duplex(ctx, muxrpc.Method{"tunnel", "connect"}, args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out1.Close()
+	if _, err := c.acc.Accept(ctx); err != nil { // the first one reached c through the mesh
+		t.Fatal(err)
+	}
+	src2, _, err := a.ep.Duplex(ctx, muxrpc.Method{"tunnel", "connect"}, args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src2.Next(ctx); !strings.Contains(callErr(err), "at most 1 open tunnels per key") {
+		t.Fatalf("second forwarded tunnel over the per-key limit: %v", err)
+	}
+}
