@@ -51,21 +51,35 @@ type writeDeadliner interface{ SetWriteDeadline(time.Time) error }
 // not the size of the queue.
 const writeChunk = 64 << 10
 
-// bufPool holds queue buffers between bursts, so an idle connection holds
-// none.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, writeChunk); return &b }}
+// smallChunk is the first chunk of a queue that starts with a small
+// packet: most bursts (a reply, a few stream items, an event fanned out
+// to a thousand connections at once) fit in it, and a thousand
+// connections flushing together then hold 4 MiB of chunks, not 64.
+const smallChunk = 4 << 10
 
-// appendLocked copies p to the end of the queue, filling pooled chunks of
-// writeChunk bytes (no copying when the queue grows).
+// bufPool and smallPool hold queue buffers between bursts, so an idle
+// connection holds none.
+var (
+	bufPool   = sync.Pool{New: func() any { b := make([]byte, 0, writeChunk); return &b }}
+	smallPool = sync.Pool{New: func() any { b := make([]byte, 0, smallChunk); return &b }}
+)
+
+// appendLocked copies p to the end of the queue, filling pooled chunks
+// (no copying when the queue grows): a small one first when p is small,
+// then chunks of writeChunk bytes.
 func (w *writer) appendLocked(p []byte) {
 	for len(p) > 0 {
-		if len(w.chunks) == 0 || len(*w.chunks[len(w.chunks)-1]) == writeChunk {
-			c := bufPool.Get().(*[]byte)
+		if len(w.chunks) == 0 || len(*w.chunks[len(w.chunks)-1]) == cap(*w.chunks[len(w.chunks)-1]) {
+			pool := &bufPool
+			if len(w.chunks) == 0 && len(p) <= smallChunk/2 {
+				pool = &smallPool
+			}
+			c := pool.Get().(*[]byte)
 			*c = (*c)[:0]
 			w.chunks = append(w.chunks, c)
 		}
 		last := w.chunks[len(w.chunks)-1]
-		k := min(len(p), writeChunk-len(*last))
+		k := min(len(p), cap(*last)-len(*last))
 		*last = append(*last, p[:k]...)
 		p = p[k:]
 	}
@@ -220,7 +234,11 @@ func isTimeout(err error) bool {
 
 func recycle(cs []*[]byte) {
 	for _, c := range cs {
-		bufPool.Put(c)
+		if cap(*c) == smallChunk {
+			smallPool.Put(c)
+		} else {
+			bufPool.Put(c)
+		}
 	}
 }
 

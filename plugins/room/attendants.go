@@ -1,8 +1,10 @@
 package room
 
 import (
-	"sort"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cask-ssb/cask/feeds"
 	"github.com/cask-ssb/cask/muxrpc"
@@ -12,6 +14,38 @@ import (
 type Event struct {
 	ID     feeds.FeedRef
 	Joined bool // false: left
+	// json is the event as room.attendants sends it, encoded once for
+	// every subscriber (a join among n attendants is n writes of it).
+	json []byte
+}
+
+// JSON is the event as room.attendants sends it:
+// {"type":"joined"|"left","id":"@…"}.
+func (ev Event) JSON() []byte {
+	if ev.json == nil {
+		return eventJSON(ev.ID.String(), ev.Joined)
+	}
+	return ev.json
+}
+
+func eventJSON(id string, joined bool) []byte {
+	typ := "left"
+	if joined {
+		typ = "joined"
+	}
+	b := make([]byte, 0, len(`{"type":"joined","id":""}`)+len(id))
+	b = append(b, `{"type":"`...)
+	b = append(b, typ...)
+	b = append(b, `","id":"`...)
+	b = append(b, id...)
+	return append(b, `"}`...)
+}
+
+// present is one attendant: the connection that reaches it and its id as
+// text (kept so that states and events do not re-encode it).
+type present struct {
+	ep   *muxrpc.Endpoint
+	name string
 }
 
 // Attendants is the set of peers present in the room, each with the
@@ -26,8 +60,9 @@ type Event struct {
 // reader never holds the lock or delays the others.
 type Attendants struct {
 	mu    sync.Mutex
-	peers map[feeds.FeedRef]*muxrpc.Endpoint
+	peers map[feeds.FeedRef]present
 	subs  map[*Subscription]struct{}
+	nsubs atomic.Int64 // len(subs), read without the lock
 	// QueueLimit bounds each subscriber's queue (events not yet written).
 	queueLimit int
 }
@@ -38,21 +73,24 @@ func NewAttendants(queueLimit int) *Attendants {
 	if queueLimit <= 0 {
 		queueLimit = 4096
 	}
-	return &Attendants{peers: make(map[feeds.FeedRef]*muxrpc.Endpoint), subs: make(map[*Subscription]struct{}), queueLimit: queueLimit}
+	return &Attendants{peers: make(map[feeds.FeedRef]present), subs: make(map[*Subscription]struct{}), queueLimit: queueLimit}
 }
 
 // Join makes id present, reached through ep. If id is present through
 // another connection, that entry now points at ep and no event is sent
 // (the set did not change). It reports whether id was newly added.
 func (a *Attendants) Join(id feeds.FeedRef, ep *muxrpc.Endpoint) bool {
+	name := id.String()
+	ev := Event{ID: id, Joined: true, json: eventJSON(name, true)}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if _, ok := a.peers[id]; ok {
-		a.peers[id] = ep
+	if p, ok := a.peers[id]; ok {
+		p.ep = ep
+		a.peers[id] = p
 		return false
 	}
-	a.peers[id] = ep
-	a.broadcastLocked(Event{ID: id, Joined: true})
+	a.peers[id] = present{ep: ep, name: name}
+	a.broadcastLocked(ev)
 	return true
 }
 
@@ -61,11 +99,12 @@ func (a *Attendants) Join(id feeds.FeedRef, ep *muxrpc.Endpoint) bool {
 func (a *Attendants) Leave(id feeds.FeedRef, ep *muxrpc.Endpoint) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if cur, ok := a.peers[id]; !ok || cur != ep {
+	cur, ok := a.peers[id]
+	if !ok || cur.ep != ep {
 		return false
 	}
 	delete(a.peers, id)
-	a.broadcastLocked(Event{ID: id, Joined: false})
+	a.broadcastLocked(Event{ID: id, Joined: false, json: eventJSON(cur.name, false)})
 	return true
 }
 
@@ -73,8 +112,8 @@ func (a *Attendants) Leave(id feeds.FeedRef, ep *muxrpc.Endpoint) bool {
 func (a *Attendants) Lookup(id feeds.FeedRef) (*muxrpc.Endpoint, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	ep, ok := a.peers[id]
-	return ep, ok
+	p, ok := a.peers[id]
+	return p.ep, ok
 }
 
 // IsPresent reports whether id is present.
@@ -102,14 +141,39 @@ func (a *Attendants) idsLocked() []feeds.FeedRef {
 	for id := range a.peers {
 		ids = append(ids, id)
 	}
-	sort.Slice(ids, func(i, j int) bool { return string(ids[i][:]) < string(ids[j][:]) })
+	slices.SortFunc(ids, func(x, y feeds.FeedRef) int { return strings.Compare(string(x[:]), string(y[:])) })
 	return ids
+}
+
+// stateLocked is the present set as room.attendants sends it:
+// {"type":"state","ids":[…]}, in no particular order (sorting a
+// thousand ids under the lock for every subscriber costs more than the
+// rest of its state).
+func (a *Attendants) stateLocked() []byte {
+	size := len(`{"type":"state","ids":[]}`)
+	for _, p := range a.peers {
+		size += len(p.name) + 3
+	}
+	b := make([]byte, 0, size)
+	b = append(b, `{"type":"state","ids":[`...)
+	first := true
+	for _, p := range a.peers {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = append(b, '"')
+		b = append(b, p.name...)
+		b = append(b, '"')
+	}
+	return append(b, "]}"...)
 }
 
 func (a *Attendants) broadcastLocked(ev Event) {
 	for s := range a.subs {
 		if !s.push(ev, a.queueLimit) {
 			delete(a.subs, s)
+			a.nsubs.Store(int64(len(a.subs)))
 		}
 	}
 }
@@ -119,19 +183,34 @@ func (a *Attendants) broadcastLocked(ev Event) {
 // subscriber falls more than the queue limit behind; the subscription is
 // then dead. Close the subscription when done.
 func (a *Attendants) Subscribe(onOverflow func()) (state []feeds.FeedRef, sub *Subscription) {
-	sub = &Subscription{a: a, wake: make(chan struct{}, 1), dead: make(chan struct{}), onOverflow: onOverflow}
+	sub = a.newSubscription(onOverflow)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.subs[sub] = struct{}{}
+	a.addLocked(sub)
 	return a.idsLocked(), sub
 }
 
-// Subscribers returns the number of live subscriptions.
-func (a *Attendants) Subscribers() int {
+// SubscribeJSON is Subscribe with the state as room.attendants sends it
+// ({"type":"state","ids":[…]}, unsorted).
+func (a *Attendants) SubscribeJSON(onOverflow func()) (state []byte, sub *Subscription) {
+	sub = a.newSubscription(onOverflow)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return len(a.subs)
+	a.addLocked(sub)
+	return a.stateLocked(), sub
 }
+
+func (a *Attendants) newSubscription(onOverflow func()) *Subscription {
+	return &Subscription{a: a, wake: make(chan struct{}, 1), dead: make(chan struct{}), onOverflow: onOverflow}
+}
+
+func (a *Attendants) addLocked(sub *Subscription) {
+	a.subs[sub] = struct{}{}
+	a.nsubs.Store(int64(len(a.subs)))
+}
+
+// Subscribers returns the number of live subscriptions.
+func (a *Attendants) Subscribers() int { return int(a.nsubs.Load()) }
 
 // Subscription is one subscriber's queue of events.
 type Subscription struct {
@@ -190,6 +269,7 @@ func (s *Subscription) Take() []Event {
 func (s *Subscription) Close() {
 	s.a.mu.Lock()
 	delete(s.a.subs, s)
+	s.a.nsubs.Store(int64(len(s.a.subs)))
 	s.a.mu.Unlock()
 	s.mu.Lock()
 	if !s.closed {

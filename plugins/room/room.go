@@ -237,14 +237,6 @@ func (p *Plugin) leave(ctx context.Context, req *muxrpc.Request) (any, error) {
 	return true, nil
 }
 
-func eventJSON(ev Event) json.RawMessage {
-	typ := "left"
-	if ev.Joined {
-		typ = "joined"
-	}
-	return json.RawMessage(`{"type":"` + typ + `","id":"` + ev.ID.String() + `"}`)
-}
-
 func idStrings(ids []feeds.FeedRef) []string {
 	out := make([]string, len(ids))
 	for i, id := range ids {
@@ -257,11 +249,33 @@ func idStrings(ids []feeds.FeedRef) []string {
 // respect to other changes: the state it gets includes itself.
 func (p *Plugin) subscribe(id feeds.FeedRef, ep *muxrpc.Endpoint) ([]feeds.FeedRef, *Subscription) {
 	p.o.Att.Join(id, ep)
-	return p.o.Att.Subscribe(func() {
+	return p.o.Att.Subscribe(p.overflow(id, ep))
+}
+
+func (p *Plugin) overflow(id feeds.FeedRef, ep *muxrpc.Endpoint) func() {
+	return func() {
 		p.o.Logger.Info("attendant dropped: too slow to read room events", "peer", id.String())
 		p.o.OnDrop("queue-full")
 		_ = ep.Close()
-	})
+	}
+}
+
+// writeBudget bounds the writes a room makes for attendant events. Every
+// batch is one write (a syscall, a wake-up and a read for the peer) per
+// subscriber, so with n subscribers and a steady stream of joins the room
+// makes n writes per batch delay. The delay therefore grows with n (200
+// µs per subscriber: 5,000 writes/s at most, whatever the size of the
+// room; 1,000 subscribers hear of changes within 200 ms) while a small
+// room still hears of them within one Batch. It never exceeds maxBatch.
+const (
+	perSubscriber = time.Second / 5000
+	maxBatch      = time.Second
+)
+
+// batchDelay is how long a subscriber gathers events before writing them
+// when subs subscribers are listening.
+func batchDelay(batch time.Duration, subs int) time.Duration {
+	return min(max(batch, time.Duration(subs)*perSubscriber), max(batch, maxBatch))
 }
 
 // pump writes the subscription's events with write(batch) until the
@@ -273,7 +287,7 @@ func pump(ctx context.Context, out *muxrpc.Sink, sub *Subscription, batch time.D
 			if batch > 0 {
 				// Let a burst gather: one write (and one flush) for many
 				// events instead of one per event per subscriber.
-				t := time.NewTimer(batch)
+				t := time.NewTimer(batchDelay(batch, sub.a.Subscribers()))
 				select {
 				case <-t.C:
 				case <-ctx.Done():
@@ -300,17 +314,16 @@ func (p *Plugin) attendants(ctx context.Context, req *muxrpc.Request, out *muxrp
 	if err != nil {
 		return err
 	}
-	state, sub := p.subscribe(id, req.Endpoint)
+	p.o.Att.Join(id, req.Endpoint)
+	state, sub := p.o.Att.SubscribeJSON(p.overflow(id, req.Endpoint))
 	defer sub.Close()
-	if err := out.Write(struct {
-		Type string   `json:"type"`
-		IDs  []string `json:"ids"`
-	}{"state", idStrings(state)}); err != nil {
+	if err := out.WriteRaw(muxrpc.FlagJSON, state); err != nil {
 		return nil
 	}
 	return pump(ctx, out, sub, p.o.Batch, func(evs []Event) error {
 		for _, ev := range evs {
-			if err := out.Write(eventJSON(ev)); err != nil {
+			// Every subscriber sends the same bytes, encoded once.
+			if err := out.WriteRaw(muxrpc.FlagJSON, ev.JSON()); err != nil {
 				return err
 			}
 		}
