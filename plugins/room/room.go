@@ -320,14 +320,17 @@ func (p *Plugin) attendants(ctx context.Context, req *muxrpc.Request, out *muxrp
 	if err := out.WriteRaw(muxrpc.FlagJSON, state); err != nil {
 		return nil
 	}
+	var bodies [][]byte
 	return pump(ctx, out, sub, p.o.Batch, func(evs []Event) error {
+		// Every subscriber sends the same bytes, encoded once, and a
+		// batch leaves in one write.
+		bodies = bodies[:0]
 		for _, ev := range evs {
-			// Every subscriber sends the same bytes, encoded once.
-			if err := out.WriteRaw(muxrpc.FlagJSON, ev.JSON()); err != nil {
-				return err
-			}
+			bodies = append(bodies, ev.JSON())
 		}
-		return nil
+		err := out.WriteRawAll(muxrpc.FlagJSON, bodies)
+		clear(bodies)
+		return err
 	})
 }
 
