@@ -146,6 +146,13 @@ func TestAddress(t *testing.T) {
 			str: "net:fe80::1:8008~shs:" + aliceB64, dial: "[fe80::1]:8008"},
 		{in: "net:::1:9000~shs:" + aliceB64, want: Address{"::1", 9000, key, "net", FeedRef{}},
 			str: "net:::1:9000~shs:" + aliceB64, dial: "[::1]:9000"},
+		// The unspecified address "::" (a listener on all interfaces) is
+		// written raw as multiserver's net plugin does: "net:" + "::" +
+		// ":8008"; the last field is the port, so it parses back.
+		{in: "net::::8008~shs:" + aliceB64, want: Address{"::", 8008, key, "net", FeedRef{}},
+			str: "net::::8008~shs:" + aliceB64, dial: "[::]:8008"},
+		{in: "net:fe80:::8008~shs:" + aliceB64, want: Address{"fe80::", 8008, key, "net", FeedRef{}},
+			str: "net:fe80:::8008~shs:" + aliceB64, dial: "[fe80::]:8008"},
 		{in: "example.org:8008:@" + aliceB64 + ".ed25519", want: Address{"example.org", 8008, key, "net", FeedRef{}},
 			str: "net:example.org:8008~shs:" + aliceB64, dial: "example.org:8008"},
 		{in: "ws://example.org:8989~shs:" + aliceB64, want: Address{"example.org", 8989, key, "ws", FeedRef{}},

@@ -26,6 +26,7 @@ func (s *Server) adminServices() *muxrpc.Mux {
 		"aliases.list": authz.ViewDashboard, "aliases.revoke": authz.RevokeAnyAlias,
 		"deny.add": authz.ManageDenied, "deny.remove": authz.ManageDenied, "deny.list": authz.ManageDenied,
 		"mode.get": authz.ViewDashboard, "mode.set": authz.SetMode,
+		"drain": authz.SetMode, // changes whom the node takes, as the mode does
 	}
 	reg := func(name string, f func(ctx context.Context, req *muxrpc.Request) (any, error)) {
 		act, ok := acts[name]
@@ -45,6 +46,16 @@ func (s *Server) adminServices() *muxrpc.Mux {
 	}
 	reg("status", func(ctx context.Context, _ *muxrpc.Request) (any, error) { return s.Status(ctx) })
 	reg("address", func(context.Context, *muxrpc.Request) (any, error) { return s.Address(), nil })
+	reg("drain", func(_ context.Context, req *muxrpc.Request) (any, error) {
+		perSecond, cancel, err := drainArgs(req)
+		if err != nil {
+			return nil, err
+		}
+		if cancel {
+			return s.Undrain(), nil
+		}
+		return s.Drain(perSecond), nil
+	})
 
 	reg("members.list", func(ctx context.Context, _ *muxrpc.Request) (any, error) { return s.db.Members(ctx) })
 	reg("members.add", func(ctx context.Context, req *muxrpc.Request) (any, error) {

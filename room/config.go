@@ -42,6 +42,10 @@ type Config struct {
 	LogFormat  string `toml:"log-format"`
 	LogLevel   string `toml:"log-level"`
 
+	// DB is the database: "" (REPO/room.sqlite), sqlite:PATH, a path, or
+	// postgres://... (shared by several room nodes).
+	DB string `toml:"db"`
+
 	MaxConns          int           `toml:"max-conns"`           // concurrent peer connections
 	MaxAttendants     int           `toml:"max-attendants"`      // concurrent attendants
 	MaxConnsPerIP     int           `toml:"max-conns-per-ip"`    // per remote IP (loopback exempt unless LimitLoopback)
@@ -58,6 +62,16 @@ type Config struct {
 	TunnelBurst       int64         `toml:"tunnel-burst"` // token bucket size in bytes (0: one second of TunnelRate)
 	EventQueue        int           `toml:"event-queue"`  // attendant events a subscriber may lag behind
 	EventBatch        time.Duration `toml:"event-batch"`  // gather attendant events this long before writing
+
+	// The mesh of room nodes sharing this room's identity and database
+	// (room/mesh): this node's mesh address, the other nodes' addresses,
+	// and the file of the shared mesh key.
+	MeshListen  string   `toml:"mesh-listen"`
+	MeshWith    []string `toml:"mesh-with"`
+	MeshKeyFile string   `toml:"mesh-key-file"`
+	// meshListener, if set, is the mesh listener to use (tests open them
+	// first, so that every node knows the others' addresses).
+	meshListener net.Listener
 
 	// sendBuffer, if set, is SO_SNDBUF of peer connections (tests use a
 	// small one so a peer that never reads blocks the room's writes soon).
@@ -121,6 +135,9 @@ func (c Config) Validate() error {
 	if _, err := roomdb.ParseMode(c.Mode); err != nil {
 		errs = append(errs, err)
 	}
+	if _, _, err := roomdb.ParseDBURL(c.DB, c.DBPath()); err != nil {
+		errs = append(errs, err)
+	}
 	if c.Domain == "" || strings.ContainsAny(c.Domain, "/ ?#") {
 		errs = append(errs, fmt.Errorf("domain %q: want a host name", c.Domain))
 	}
@@ -158,6 +175,7 @@ func (c Config) Validate() error {
 	if c.TunnelBurst > 0 && c.TunnelRate == 0 {
 		errs = append(errs, errors.New("tunnel-burst: set only with tunnel-rate"))
 	}
+	errs = append(errs, c.validateMesh()...)
 	switch c.LogFormat {
 	case "text", "json":
 	default:
@@ -196,5 +214,5 @@ func (c Config) SocketPath() string { return SocketPath(c.Repo) }
 // SocketPath is the admin socket of the room that owns repo.
 func SocketPath(repo string) string { return filepath.Join(repo, "socket") }
 
-// DBPath is the SQLite database.
+// DBPath is the default SQLite database (when DB is empty).
 func (c Config) DBPath() string { return filepath.Join(c.Repo, "room.sqlite") }

@@ -33,6 +33,7 @@ import (
 	"github.com/cask-ssb/cask/plugins/service"
 	"github.com/cask-ssb/cask/plugins/tunnel"
 	"github.com/cask-ssb/cask/plugins/whoami"
+	"github.com/cask-ssb/cask/room/mesh"
 	"github.com/cask-ssb/cask/room/roomdb"
 	"github.com/cask-ssb/cask/room/web"
 	"github.com/cask-ssb/cask/secretstream"
@@ -52,13 +53,14 @@ type Server struct {
 	log     *slog.Logger
 	keys    feeds.KeyPair
 	caps    secretstream.AppKey
-	db      *roomdb.DB
+	db      roomdb.Store
 	att     *roomplug.Attendants
 	mux     *muxrpc.Mux // peers
 	handler muxrpc.Handler
 	admin   *muxrpc.Mux // the operator, on the unix socket
 	web     *web.Server // the HTTP side: invites, aliases, sign-in, dashboard
 	metrics *metrics
+	mesh    *mesh.Node   // nil unless the room is one node of a mesh
 	rpcLog  *slog.Logger // muxrpc's connection-level log, at debug level
 
 	mu      sync.Mutex
@@ -74,6 +76,7 @@ type Server struct {
 	pending chan struct{} // handshake slots
 	wg      sync.WaitGroup
 	started atomic.Bool
+	drain   drainer                // room drain
 	lim     atomic.Pointer[Config] // the limits in force (Reload replaces them)
 }
 
@@ -131,7 +134,7 @@ func New(o Options) (*Server, error) {
 	}
 	caps, _ := cfg.CapsKey()
 	mode, _ := roomdb.ParseMode(cfg.Mode)
-	db, err := roomdb.Open(context.Background(), cfg.DBPath(), mode)
+	db, err := roomdb.OpenStore(context.Background(), cfg.DB, cfg.DBPath(), roomdb.Options{Mode: mode})
 	if err != nil {
 		return nil, err
 	}
@@ -147,6 +150,10 @@ func New(o Options) (*Server, error) {
 	s.lim.Store(&cfg)
 	s.rpcLog = slog.New(quietHandler{log.Handler()})
 	s.metrics = newMetrics(func() float64 { return float64(s.att.Len()) })
+	if err := s.newMesh(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	scheme := cfg.LinkScheme
 	if scheme == "" {
 		scheme = "https"
@@ -187,12 +194,13 @@ func (s *Server) peerServices() *muxrpc.Mux {
 		Room: s.keys.ID, Domain: s.cfg.Domain, AliasSubdomains: s.cfg.AliasSubdomains, Web: s.cfg.HTTPListen != "" && s.cfg.HTTPListen != "off", Store: s.db, Att: s.att, Logger: s.log, Batch: s.cfg.EventBatch,
 		OnDrop: func(reason string) { s.metrics.drops.WithLabelValues(reason).Inc() },
 	}).Register(m)
-	httpauth.RegisterServer(m, s.web)
+	httpauth.RegisterServer(m, s.authenticator())
 	tunnel.RegisterServer(m, tunnel.ServerOptions{
 		Room: s.keys.ID, Targets: s.att, Logger: s.log,
-		Caps:  func() (int64, time.Duration) { l := s.live(); return l.MaxTunnelBytes, l.MaxTunnelDuration },
-		Rate:  func() (int64, int64) { l := s.live(); return l.TunnelRate, l.TunnelBurst },
-		Hooks: tunnel.Hooks{Open: s.openTunnel, Bytes: func(n int) { s.metrics.bytes.Add(float64(n)) }},
+		Caps:    func() (int64, time.Duration) { l := s.live(); return l.MaxTunnelBytes, l.MaxTunnelDuration },
+		Rate:    func() (int64, int64) { l := s.live(); return l.TunnelRate, l.TunnelBurst },
+		Hooks:   tunnel.Hooks{Open: s.openTunnel, Bytes: func(n int) { s.metrics.bytes.Add(float64(n)) }},
+		Forward: s.meshForward(),
 	})
 	return m
 }
@@ -242,7 +250,7 @@ func (s *Server) openTunnel(origin, _ feeds.FeedRef) (func(), error) {
 func (s *Server) ID() feeds.FeedRef { return s.keys.ID }
 
 // DB is the room's state.
-func (s *Server) DB() *roomdb.DB { return s.db }
+func (s *Server) DB() roomdb.Store { return s.db }
 
 // Address is the room's multiserver address once Serve listens.
 func (s *Server) Address() string {
@@ -325,6 +333,13 @@ func (s *Server) Serve(ctx context.Context, ready func()) error {
 	mode, _ := s.db.Mode(ctx)
 	s.log.Info("room serving", "address", addr, "id", s.keys.ID.String(), "mode", string(mode), "socket", s.cfg.SocketPath())
 
+	stopMesh, err := s.startMesh(ctx)
+	if err != nil {
+		closeAll(closers)
+		return err
+	}
+	closers = append(closers, stopMesh)
+
 	s.wg.Add(3)
 	go s.acceptTCP(ctx, wsl)
 	go s.acceptTCP(ctx, tl)
@@ -397,6 +412,7 @@ func (s *Server) httpHandler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"status":"ok","attendants":%d}`+"\n", s.att.Len())
 	})
+	s.registerReady(mux)
 	return mux
 }
 
@@ -604,6 +620,9 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 
 // admit decides whether a freshly authenticated peer gets a session.
 func (s *Server) admit(ctx context.Context, id feeds.FeedRef, overIP bool) error {
+	if s.Draining() {
+		return errDraining
+	}
 	if overIP {
 		s.metrics.limits.WithLabelValues("conns-per-ip").Inc()
 		return fmt.Errorf("room limit: at most %d connections per IP address", s.live().MaxConnsPerIP)
@@ -753,6 +772,9 @@ type Status struct {
 	Connections int    `json:"connections"`
 	Members     int    `json:"members"`
 	TunnelsOpen int    `json:"tunnelsOpen"`
+	Draining    bool   `json:"draining"`
+	// Mesh is this node's part of a mesh (absent without one).
+	Mesh *MeshStatus `json:"mesh,omitempty"`
 }
 
 // Status reports the room's state.
@@ -771,5 +793,7 @@ func (s *Server) Status(ctx context.Context) (Status, error) {
 		st.TunnelsOpen += k
 	}
 	s.mu.Unlock()
+	st.Draining = s.Draining()
+	st.Mesh = s.meshStatus()
 	return st, nil
 }

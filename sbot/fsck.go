@@ -22,12 +22,15 @@ func FsckRepo(ctx context.Context, repo string, opts store.FsckOptions) (store.F
 		return store.FsckReport{}, fmt.Errorf("open repo %s: %w", repo, err)
 	}
 	opts.Indexers = StoreOptions(nil, contacts.New(), NewViews(kp).Indexers()...).Indexers
-	rep, err := store.Fsck(ctx, filepath.Join(repo, "store"), opts)
+	dir := filepath.Join(repo, "store")
+	rep, err := store.Fsck(ctx, dir, opts)
 	switch {
 	case errors.Is(err, store.ErrLocked):
 		return rep, fmt.Errorf("open repo %s: %w: %w", repo, ErrRepoLocked, err)
 	case errors.Is(err, store.ErrNotFound):
-		return rep, fmt.Errorf("%w: %w", ErrNoStore, err)
+		// One statement, as OpenOfflineRead words it, not the store's
+		// chain ("fsck store at DIR: no store there: not found").
+		return rep, fmt.Errorf("%w: %s does not exist", ErrNoStore, dir)
 	case err != nil:
 		return rep, err
 	}

@@ -34,6 +34,7 @@ func (n *Node) wsListener() *listener {
 				Local:     n.keys.Private,
 				Authorize: n.authorizePeer,
 				Logger:    n.log.With("component", "shs", "transport", "ws"),
+				Refused:   n.metrics.refused(feeds.TransportWS),
 			})), nil
 		},
 		accepted: func(c net.Conn) (ed25519.PublicKey, string, error) {
@@ -41,6 +42,7 @@ func (n *Node) wsListener() *listener {
 			if !ok {
 				return nil, "", fmt.Errorf("ws listener returned a %T", c)
 			}
+			n.metrics.handshake(feeds.TransportWS, "in", "ok")
 			return sc.RemoteKey(), "ws:" + c.RemoteAddr().String(), nil
 		},
 		address: func(l net.Listener) string {

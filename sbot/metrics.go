@@ -97,9 +97,11 @@ func newMetrics(n *Node) *metrics {
 			m.repl[k][r] = m.replicated.WithLabelValues(k, r)
 		}
 	}
-	for _, d := range []string{"in", "out"} {
-		for _, r := range []string{"ok", "failed"} {
-			m.handshakes.WithLabelValues(feeds.TransportNet, d, r)
+	for _, tr := range n.listenedTransports() {
+		for _, d := range []string{"in", "out"} {
+			for _, r := range []string{"ok", "failed"} {
+				m.handshakes.WithLabelValues(tr, d, r)
+			}
 		}
 	}
 	m.reg.MustRegister(m.handshakes, m.replicated, m.sent, m.appended,
@@ -209,6 +211,16 @@ func dialResult(err error) string {
 	return "failed"
 }
 
+// listenedTransports are the transports whose series exist from the
+// start (at zero): net always, ws when the daemon listens on it.
+func (n *Node) listenedTransports() []string {
+	ts := []string{feeds.TransportNet}
+	if n.cfg.WSListen != "" && n.cfg.WSListen != "off" {
+		ts = append(ts, feeds.TransportWS)
+	}
+	return ts
+}
+
 var connDesc = prometheus.NewDesc("sbot_connections", "Peer connections by transport and direction (the owner's local connections are not counted).", []string{"transport", "direction"}, nil)
 
 // connCollector reads the connection manager at scrape time.
@@ -218,7 +230,10 @@ func (c connCollector) Describe(ch chan<- *prometheus.Desc) { ch <- connDesc }
 
 func (c connCollector) Collect(ch chan<- prometheus.Metric) {
 	type key struct{ transport, direction string }
-	counts := map[key]int{{feeds.TransportNet, "in"}: 0, {feeds.TransportNet, "out"}: 0}
+	counts := map[key]int{}
+	for _, tr := range c.n.listenedTransports() {
+		counts[key{tr, "in"}], counts[key{tr, "out"}] = 0, 0
+	}
 	for _, cn := range c.n.conns.connected() {
 		counts[key{cn.transport, cn.direction}]++
 	}

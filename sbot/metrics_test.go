@@ -1,7 +1,9 @@
 package sbot
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -217,6 +219,63 @@ func TestMetricsScrape(t *testing.T) {
 		if v, _ := metricValue(final, "sbot_handshakes_total", "transport", "net", "direction", "out", "result", c.result); v != c.want {
 			t.Errorf("outgoing handshakes %s = %v, want %v", c.result, v, c.want)
 		}
+	}
+}
+
+// TestMetricsScrapeWS: handshakes and connections over WebSocket are
+// counted under transport="ws", in and out, ok and failed, and none of
+// them under "net".
+func TestMetricsScrapeWS(t *testing.T) {
+	const N = 50
+	a, _ := startNodeWith(t, t.TempDir(), func(c *Config) { withDebug(c); withWS(c) })
+	b, _ := startNodeWith(t, t.TempDir(), func(c *Config) { withDebug(c); c.Listen = "off" })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if res := a.writer.Add(ctx, signedFeed(t, a.keys, N)); res.Err != nil || len(res.Records) != N {
+		t.Fatalf("fill a: %d stored, %v", len(res.Records), res.Err)
+	}
+	before := scrape(t, a)
+	for _, l := range [][]string{
+		{"transport", "ws", "direction", "in", "result", "ok"},
+		{"transport", "ws", "direction", "in", "result", "failed"},
+	} {
+		if v, ok := metricValue(before, "sbot_handshakes_total", l...); !ok || v != 0 {
+			t.Fatalf("before: handshakes%v = %v (present %v), want 0", l, v, ok)
+		}
+	}
+	if v, ok := metricValue(before, "sbot_connections", "transport", "ws", "direction", "in"); !ok || v != 0 {
+		t.Fatalf("before: ws connections in = %v (present %v), want 0", v, ok)
+	}
+
+	if err := b.ConnectAddress(ctx, wsAddrOf(t, a)); err != nil {
+		t.Fatal(err)
+	}
+	waitLatest(t, b, a.ID(), N)
+	waitMetric(t, a, 1, "sbot_handshakes_total", "transport", "ws", "direction", "in", "result", "ok")
+	waitMetric(t, a, 1, "sbot_connections", "transport", "ws", "direction", "in")
+	waitMetric(t, b, 1, "sbot_handshakes_total", "transport", "ws", "direction", "out", "result", "ok")
+	waitMetric(t, b, 1, "sbot_connections", "transport", "ws", "direction", "out")
+
+	// A peer with another network key fails the handshake over ws.
+	other := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))
+	c, _ := startNodeWith(t, t.TempDir(), func(c *Config) { withDebug(c); c.Listen = "off"; c.Caps = other })
+	if err := c.ConnectAddress(ctx, wsAddrOf(t, a)); err == nil {
+		t.Fatal("a peer with another network key connected over ws")
+	}
+	waitMetric(t, a, 1, "sbot_handshakes_total", "transport", "ws", "direction", "in", "result", "failed")
+	waitMetric(t, c, 1, "sbot_handshakes_total", "transport", "ws", "direction", "out", "result", "failed")
+
+	final := scrape(t, a)
+	for _, l := range [][]string{
+		{"transport", "net", "direction", "in", "result", "ok"},
+		{"transport", "net", "direction", "in", "result", "failed"},
+	} {
+		if v, _ := metricValue(final, "sbot_handshakes_total", l...); v != 0 {
+			t.Errorf("handshakes%v = %v, want 0: ws handshakes counted as net", l, v)
+		}
+	}
+	if v, _ := metricValue(final, "sbot_handshakes_total", "transport", "ws", "direction", "in", "result", "ok"); v != 1 {
+		t.Errorf("ws handshakes in ok = %v, want 1", v)
 	}
 }
 

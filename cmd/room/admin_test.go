@@ -156,6 +156,25 @@ func TestServeAndAdmin(t *testing.T) {
 	if st.Mode != "community" || st.Members != 0 {
 		t.Fatalf("status = %+v", st)
 	}
+
+	var dr struct {
+		Draining           bool
+		Closing, PerSecond int
+	}
+	mustRun(t, &dr, "drain", "--per-second", "5", "--repo", repo)
+	if !dr.Draining || dr.PerSecond != 5 {
+		t.Fatalf("drain = %+v", dr)
+	}
+	var st2 struct{ Draining bool }
+	mustRun(t, &st2, "status", "--repo", repo)
+	if !st2.Draining {
+		t.Fatal("status after drain: not draining")
+	}
+	mustRun(t, &dr, "drain", "--cancel", "--repo", repo)
+	mustRun(t, &st2, "status", "--repo", repo)
+	if dr.Draining || st2.Draining {
+		t.Fatalf("after drain --cancel: %+v, status draining %v", dr, st2.Draining)
+	}
 }
 
 func TestConfigValidation(t *testing.T) {
@@ -172,6 +191,14 @@ func TestConfigValidation(t *testing.T) {
 		{"unknown toml key", nil, nil, "colour = \"red\"\n", "unknown setting colour"},
 		{"zero limit", []string{"--max-conns-per-ip", "0"}, nil, "", "max-conns-per-ip: want a positive number"},
 		{"bad caps", []string{"--caps", "abc"}, nil, "", `caps "abc"`},
+		{"bad db scheme", []string{"--db", "mysql://h/db"}, nil, "", `unknown scheme "mysql"`},
+		{"bad db in env", nil, map[string]string{"SSB_ROOM_DB": "sqlite:"}, "", "want sqlite:PATH"},
+		{"bad db in toml", nil, nil, "db = \"redis://h\"\n", `unknown scheme "redis"`},
+		{"unreachable postgres", []string{"--db", "postgres://room:pw1234@127.0.0.1:1/room", "--listen", "127.0.0.1:0", "--http-listen", "off", "--debug-listen", "off"}, nil, "", "cannot reach PostgreSQL at 127.0.0.1:1"},
+		{"mesh without key", []string{"--mesh-with", "127.0.0.1:1"}, nil, "", "mesh-key-file: required"},
+		{"bad mesh address in env", nil, map[string]string{"SSB_ROOM_MESH_LISTEN": "nowhere", "SSB_ROOM_MESH_KEY_FILE": "k"}, "", `mesh-listen "nowhere"`},
+		{"bad mesh-with in toml", nil, nil, "mesh-with = [\"a\"]\nmesh-key-file = \"k\"\n", `mesh-with "a"`},
+		{"mesh key file missing", []string{"--mesh-listen", "127.0.0.1:0", "--mesh-key-file", "/nonexistent/k", "--listen", "127.0.0.1:0", "--http-listen", "off", "--debug-listen", "off"}, nil, "", "mesh key file"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			repo := t.TempDir()
@@ -186,5 +213,18 @@ func TestConfigValidation(t *testing.T) {
 				t.Fatalf("err %v, want it to contain %q", err, c.want)
 			}
 		})
+	}
+}
+
+func TestMeshKeyCommand(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mesh-key")
+	var out struct{ File string }
+	mustRun(t, &out, "mesh-key", path)
+	fi, err := os.Stat(path)
+	if err != nil || out.File != path || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mesh-key wrote %+v: %v %v", out, fi, err)
+	}
+	if _, err := run(t, "mesh-key", path); err == nil || !strings.Contains(err.Error(), "exists") {
+		t.Fatalf("mesh-key over an existing file: %v", err)
 	}
 }

@@ -47,6 +47,6 @@ func newRootCmd() *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &exitError{code: 2, err: fmt.Errorf("%w\n%s", err, c.UsageString())}
 	})
-	root.AddCommand(newServeCmd(), newAdminCmd(), newStatusCmd(), newAddressCmd())
+	root.AddCommand(newServeCmd(), newAdminCmd(), newStatusCmd(), newAddressCmd(), newMigrateDBCmd(), newMeshKeyCmd(), newDrainCmd())
 	return root
 }

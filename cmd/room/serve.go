@@ -71,6 +71,7 @@ var serveSettings = []setting{
 	{"caps", "network key (secret-handshake app key), base64 (default: the SSB main network)", str(func(c *room.Config, v string) { c.Caps = v })},
 	{"key", "secret file (default REPO/secret, created on first start)", str(func(c *room.Config, v string) { c.Key = v })},
 	{"domain", `public host name, used in metadata and alias/invite URLs (default "localhost")`, str(func(c *room.Config, v string) { c.Domain = v })},
+	{"db", `database: a SQLite file (sqlite:PATH or a path; default REPO/room.sqlite) or PostgreSQL (postgres://USER@HOST:PORT/DATABASE), which several room nodes can share`, str(func(c *room.Config, v string) { c.DB = v })},
 	{"mode", `privacy mode at first start: open, community or restricted (then stored; change it with "room admin mode set") (default "community")`, str(func(c *room.Config, v string) { c.Mode = v })},
 	{"log-format", `log format: text or json (default "text")`, str(func(c *room.Config, v string) { c.LogFormat = v })},
 	{"log-level", `log level: debug, info, warn, error (default "info"); IP addresses are logged at debug only`, str(func(c *room.Config, v string) { c.LogLevel = v })},
@@ -97,6 +98,20 @@ var serveSettings = []setting{
 	{"tunnel-burst", "token bucket size in bytes for --tunnel-rate (default: one second of the rate)", num(func(c *room.Config, n int64) { c.TunnelBurst = n })},
 	{"event-batch", "gather attendant events this long before writing them to a subscriber (default 20ms)", dur(func(c *room.Config, d time.Duration) { c.EventBatch = d })},
 	{"event-queue", "attendant events a subscriber may lag behind before it is dropped (default 4096)", num(func(c *room.Config, n int64) { c.EventQueue = int(n) })},
+	{"mesh-listen", `mesh address (HOST:PORT) where the other nodes of this room connect (default: none)`, str(func(c *room.Config, v string) { c.MeshListen = v })},
+	{"mesh-with", "the other nodes' mesh addresses, comma-separated (HOST:PORT,...)", str(func(c *room.Config, v string) { c.MeshWith = splitList(v) })},
+	{"mesh-key-file", "file with the mesh key shared by the nodes (base64 of 32 bytes, mode 0600; create it with `room mesh-key FILE`)", str(func(c *room.Config, v string) { c.MeshKeyFile = v })},
+}
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func addRepoFlag(fs *pflag.FlagSet) {

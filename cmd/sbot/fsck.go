@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -80,6 +81,9 @@ func runFsck(ctx context.Context, repo string, repair, asJSON bool, stdout, stde
 	switch {
 	case errors.Is(err, sbot.ErrRepoLocked):
 		return fmt.Errorf("fsck: %w; stop the daemon first", err)
+	case errors.Is(err, sbot.ErrNoStore):
+		return fmt.Errorf("fsck: %s: %w (%s does not exist); point --repo (or SSB_REPO) at the repo of a node that has run",
+			repo, sbot.ErrNoStore, filepath.Join(repo, "store"))
 	case err != nil:
 		return fmt.Errorf("fsck: %w", err)
 	}

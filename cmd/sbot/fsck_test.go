@@ -3,6 +3,9 @@ package main
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -144,4 +147,33 @@ func jsonLinesOf(t *testing.T, s string) []string {
 		out = append(out, l)
 	}
 	return out
+}
+
+// TestFsckNoStoreCLI: fsck on a repo without a store says in one statement
+// which directory is missing and what to do, without the store's error
+// chain, and creates nothing.
+func TestFsckNoStoreCLI(t *testing.T) {
+	base := t.TempDir()
+	for _, tc := range []struct {
+		name, repo string
+	}{
+		{"empty repo", base},
+		{"no repo directory", filepath.Join(base, "none")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := sbotRun(t, "", "fsck", "--repo", tc.repo)
+			want := "sbot: fsck: " + tc.repo + ": repo has no store (" + filepath.Join(tc.repo, "store") +
+				" does not exist); point --repo (or SSB_REPO) at the repo of a node that has run\n"
+			checkCase(t, cliCase{code: 1, notStderr: []string{"not found", "no store there", "fsck store at"}}, r)
+			if r.stderr != want {
+				t.Errorf("stderr %q, want %q", r.stderr, want)
+			}
+			if _, err := os.Stat(filepath.Join(tc.repo, "store")); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("fsck created %s: %v", filepath.Join(tc.repo, "store"), err)
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(base, "none")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("fsck created the repo directory: %v", err)
+	}
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"github.com/cask-ssb/cask/feeds"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // Errors returned by the store, wrapped with context; test with errors.Is.
@@ -53,6 +55,11 @@ type Options struct {
 	// RebuildProgress, when set, is called after each record staged by a
 	// rebuild at Open with the records done and the log's length.
 	RebuildProgress func(done, total int64)
+	// FS is the filesystem Pebble's files live on (nil: the OS's). The
+	// directory lock stays on the OS's filesystem in dir. Simulations pass
+	// a crash-simulating in-memory one (vfs.NewCrashableMem) to kill a
+	// node without losing anything but what it had not synced.
+	FS vfs.FS
 }
 
 // Store is an open message store. All methods are safe for concurrent use.
@@ -72,6 +79,10 @@ type Store struct {
 
 	lastSeq atomic.Int64                  // receive seq of the log tail (committed)
 	notify  atomic.Pointer[chan struct{}] // closed and replaced after every commit
+
+	// holes counts the receive seqs below the log tail that hold no record
+	// because Fsck quarantined it; set by Open, constant after.
+	holes int64
 
 	mu    sync.RWMutex // guards heads
 	heads map[feeds.FeedRef]FeedLatest
@@ -130,6 +141,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		MemTableSize:       opts.MemTableSize,
 		Logger:             pebbleLogger{logger},
 		FormatMajorVersion: pebble.FormatNewest,
+		FS:                 opts.FS,
 	}
 	if po.CacheSize == 0 {
 		po.CacheSize = 64 << 20
@@ -199,6 +211,9 @@ func (s *Store) recover() error {
 			return fmt.Errorf("read log tail: %w", err)
 		}
 	}
+	if s.holes, err = s.quarantinedHoles(last); err != nil {
+		return err
+	}
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefixHead, UpperBound: prefixEnd(prefixHead)})
 	if err != nil {
 		return fmt.Errorf("load feed heads: %w", err)
@@ -224,6 +239,43 @@ func (s *Store) recover() error {
 		return fmt.Errorf("load feed heads: %w", err)
 	}
 	return nil
+}
+
+// quarantinedHoles counts the distinct receive seqs, at most last, that
+// Fsck quarantined (x/corrupt/<seq>…) and that the log no longer holds. A
+// quarantined torn tail whose seq a later append reused is no hole.
+func (s *Store) quarantinedHoles(last int64) (int64, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefixCorrupt, UpperBound: prefixEnd(prefixCorrupt)})
+	if err != nil {
+		return 0, fmt.Errorf("count quarantined records: %w", err)
+	}
+	defer it.Close()
+	var holes int64
+	prev := int64(-1)
+	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()
+		if len(k) < len(prefixCorrupt)+8 {
+			continue // not written by Fsck; nothing reads it
+		}
+		seq := int64(binary.BigEndian.Uint64(k[len(prefixCorrupt):]))
+		if seq == prev || seq < 1 || seq > last {
+			continue
+		}
+		prev = seq
+		_, closer, err := s.db.Get(logKey(nil, seq))
+		switch {
+		case errors.Is(err, pebble.ErrNotFound):
+			holes++
+		case err != nil:
+			return 0, fmt.Errorf("count quarantined records: read seq %d: %w", seq, err)
+		default:
+			closer.Close()
+		}
+	}
+	if err := it.Error(); err != nil {
+		return 0, fmt.Errorf("count quarantined records: %w", err)
+	}
+	return holes, nil
 }
 
 // logTail returns the receive seq of the last log record, 0 if the log is empty.
@@ -282,11 +334,12 @@ func (s *Store) Dir() string { return s.dir }
 // LastSeq returns the receive sequence of the newest record (0 if empty).
 func (s *Store) LastSeq() int64 { return s.lastSeq.Load() }
 
-// Count returns the number of stored messages and of feeds with at least one.
+// Count returns the number of stored messages and of feeds with at least
+// one. Receive seqs whose record Fsck quarantined are not counted.
 func (s *Store) Count() (messages int64, feedCount int64) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.lastSeq.Load(), int64(len(s.heads))
+	return s.lastSeq.Load() - s.holes, int64(len(s.heads))
 }
 
 // Latest returns the latest sequence and message id of author; ok is false

@@ -102,6 +102,9 @@ type Peer struct {
 	Port    int
 	Path    string // data directory
 	Ready   Event
+	// WSAddress is ws://127.0.0.1:PORT~shs:KEY when the peer was started
+	// with --ws-port, else empty.
+	WSAddress string
 
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
@@ -175,6 +178,7 @@ func (p *Peer) fillReady(ev Event) {
 	p.Ready = ev
 	p.ID = ev.String("id")
 	p.Address = ev.String("address")
+	p.WSAddress = ev.String("ws_address")
 	p.Host = ev.String("host")
 	p.Port = int(ev.Int("port"))
 	if p.Path == "" {

@@ -44,6 +44,52 @@ func (s *Sim) missing(limit int) (total int, sample []string) {
 	return total, sample
 }
 
+// explain says, for the first limit feeds an honest node lacks, which
+// peers the node is connected to and how far each of them holds the feed:
+// a stall with a peer that holds more is a replication bug, one without
+// is a gossip gap.
+func (s *Sim) explain(limit int) string {
+	byID := map[string]int{}
+	for i := range s.plan.Hosts {
+		byID[s.ID(i).String()] = i
+	}
+	var out []string
+	for i, n := range s.nodes {
+		sb := n.daemon()
+		if sb == nil {
+			continue
+		}
+		for f := range s.plan.Expected(i) {
+			want := s.nodes[f].seq.Load()
+			have, _, _, _ := sb.Store().Latest(s.ID(f))
+			if have >= want {
+				continue
+			}
+			var peers []string
+			for _, p := range sb.Status().Peers {
+				j, ok := byID[p.ID]
+				if !ok {
+					peers = append(peers, p.ID[:8]+"?")
+					continue
+				}
+				held := "-"
+				if s.plan.Hostile(j) {
+					held = "hostile"
+				} else if psb := s.nodes[j].daemon(); psb != nil {
+					seq, _, _, _ := psb.Store().Latest(s.ID(f))
+					held = fmt.Sprint(seq)
+				}
+				peers = append(peers, fmt.Sprintf("%s(%s %s %s)", s.plan.Hosts[j], p.Direction, p.Transport, held))
+			}
+			out = append(out, fmt.Sprintf("%s lacks %s %d/%d, connected to [%s]", n.name, s.plan.Hosts[f], have, want, strings.Join(peers, " ")))
+			if len(out) >= limit {
+				return strings.Join(out, "; ")
+			}
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
 // held is the number of messages the running honest nodes hold.
 func (s *Sim) held() int64 {
 	var t int64
@@ -64,11 +110,12 @@ func (s *Sim) awaitConvergence(ctx context.Context, start time.Time, quiet time.
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	last, lastAt := s.held(), time.Now()
+	lastLog := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			_, sample := s.missing(10)
-			return fmt.Errorf("netsim: no convergence within %v: %s", c.Deadline, strings.Join(sample, "; "))
+			return fmt.Errorf("netsim: no convergence within %v: %s; %s", c.Deadline, strings.Join(sample, "; "), s.explain(5))
 		case <-tick.C:
 		}
 		if err := s.firstErr(); err != nil {
@@ -82,10 +129,19 @@ func (s *Sim) awaitConvergence(ctx context.Context, start time.Time, quiet time.
 			lastAt = time.Now() // nodes may be offline on purpose
 			continue
 		}
-		if total, sample := s.missing(10); total == 0 {
+		total, sample := s.missing(10)
+		if total == 0 {
 			return nil
-		} else if c.Stall > 0 && time.Since(lastAt) > c.Stall {
-			return fmt.Errorf("netsim: stalled: no message stored for %v, %d feeds missing: %s", c.Stall, total, strings.Join(sample, "; "))
+		}
+		if time.Since(lastLog) >= 5*time.Second {
+			lastLog = time.Now()
+			s.log.Info("netsim: converging", "at", time.Since(start).Round(time.Millisecond), "missing", total, "held", h, "sample", strings.Join(sample[:min(len(sample), 3)], "; "))
+			if total <= 5 {
+				s.log.Info("netsim: lagging", "feeds", s.explain(5))
+			}
+		}
+		if c.Stall > 0 && time.Since(lastAt) > c.Stall {
+			return fmt.Errorf("netsim: stalled: no message stored for %v, %d feeds missing: %s", c.Stall, total, s.explain(10))
 		}
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,7 @@ import (
 	"github.com/cask-ssb/cask/sbot"
 	"github.com/cask-ssb/cask/sbot/client"
 	"github.com/cask-ssb/cask/secretstream"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // port every simulated node listens on.
@@ -51,7 +53,10 @@ type node struct {
 	keys feeds.KeyPair
 	repo string
 	host *Host
-	rnd  *rand.Rand // the node's own choices (drops, losses), in its worker
+	rnd  *rand.Rand // the node's own choices (drops, losses, crashes), in its worker
+	// fs holds the node's store (Pebble's files): in memory, and able to
+	// crash (see stop). Replaced by its crash clone at each kill.
+	fs *vfs.MemFS
 
 	mu      sync.Mutex
 	sb      *sbot.Node
@@ -135,7 +140,7 @@ func New(p *Plan, o Options) (*Sim, error) {
 			return nil, fmt.Errorf("node %s: %w", name, err)
 		}
 		s.nodes = append(s.nodes, &node{idx: i, name: name, keys: kp, repo: repo, host: s.nw.Host(name),
-			rnd: rand.New(rand.NewPCG(p.Config.Seed, uint64(i)))})
+			rnd: rand.New(rand.NewPCG(p.Config.Seed, uint64(i))), fs: vfs.NewCrashableMem()})
 	}
 	return s, nil
 }
@@ -181,7 +186,7 @@ func (s *Sim) start(n *node) error {
 		cfg.TunnelAccept = sbot.TunnelAcceptAnyone
 	}
 	cfg.Hops = s.plan.Config.Hops
-	sb, err := sbot.New(sbot.Options{Config: cfg, Logger: s.nodeLog.With("node", n.name), Network: n.host,
+	sb, err := sbot.New(sbot.Options{Config: cfg, Logger: s.nodeLog.With("node", n.name), Network: n.host, StoreFS: n.fs,
 		Sched: sbot.SchedOptions{Seed: s.plan.Config.Seed<<8 + uint64(n.idx) + 1}})
 	if err != nil {
 		return fmt.Errorf("start %s: %w", n.name, err)
@@ -211,8 +216,18 @@ func (s *Sim) start(n *node) error {
 	return nil
 }
 
-// stop shuts node n down: cleanly, or killed (the network cuts every
-// connection first, so no peer gets a goodbye).
+// crashKeeps is the share (percent) of a killed node's unsynced store
+// writes that survive the crash, at random: a crash keeps all of what was
+// synced and any part of the rest.
+const crashKeeps = 50
+
+// stop shuts node n down: cleanly, or killed. A kill is a crash: the
+// network cuts every connection first (no peer gets a goodbye), then the
+// node's filesystem is frozen as a crash would leave it (what was synced,
+// and a random part of what was not); the daemon that ran on it is
+// abandoned (shut down so that no goroutine of it outlives the test, but
+// nothing it writes from then on is kept) and the next start runs on the
+// crashed filesystem.
 func (s *Sim) stop(n *node, kill bool) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -221,6 +236,8 @@ func (s *Sim) stop(n *node, kill bool) error {
 	}
 	if kill {
 		s.nw.SetDown(n.name, true)
+		n.fs = n.fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: crashKeeps,
+			RNG: rand.New(rand.NewPCG(n.rnd.Uint64(), n.rnd.Uint64()))})
 		s.kills.Add(1)
 	} else {
 		s.stops.Add(1)
@@ -563,20 +580,27 @@ func (s *Sim) startRoom() (func() error, error) {
 	}, nil
 }
 
-// watchHeap samples the Go heap until the returned func is called.
+// watchHeap samples the Go heap in use until the returned func is called
+// (runtime/metrics: no stop-the-world per sample, unlike ReadMemStats).
 func (s *Sim) watchHeap() func() {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		t := time.NewTicker(100 * time.Millisecond)
+		t := time.NewTicker(200 * time.Millisecond)
 		defer t.Stop()
-		var ms runtime.MemStats
+		sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/unused:bytes"}}
 		for {
-			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse > s.peakHeap.Load() {
-				s.peakHeap.Store(ms.HeapInuse)
+			metrics.Read(sample)
+			var inuse uint64
+			for _, m := range sample {
+				if m.Value.Kind() == metrics.KindUint64 {
+					inuse += m.Value.Uint64()
+				}
+			}
+			if inuse > s.peakHeap.Load() {
+				s.peakHeap.Store(inuse)
 			}
 			select {
 			case <-done:

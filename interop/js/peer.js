@@ -23,6 +23,8 @@ const USAGE = `usage: node peer.js --path DIR [options]
   --seed STR              derive the keypair from STR when the secret file is created
   --host HOST             listen host (default 127.0.0.1)
   --port N                listen port (default 0 = pick a free port)
+  --ws-port N             also accept peers over WebSocket on HOST:N (multiserver ws plugin; 0 = a free port);
+                          without it only ws:// dialling is enabled
   --caps B64              secret-handshake app key (default: SSB main net)
   --sign-cap B64          HMAC key for message signing (default: none, main net)
   --replication MODE      ebt (default) | legacy | none
@@ -109,6 +111,7 @@ if (!['ebt', 'legacy', 'none'].includes(mode)) {
 const progressMs = args['progress-ms'] !== undefined ? Number(args['progress-ms']) : 200
 const hops = args.hops !== undefined ? Number(args.hops) : 1
 const tunnelTimeout = args['tunnel-timeout'] !== undefined ? Number(args['tunnel-timeout']) : 30000
+const wsWanted = args['ws-port'] !== undefined
 
 function freePort(h) {
   return new Promise((resolve, reject) => {
@@ -123,6 +126,14 @@ function freePort(h) {
 
 async function main() {
   const port = args.port && Number(args.port) !== 0 ? Number(args.port) : await freePort(host)
+  // multiserver's ws plugin picks a random port when given none; choose a
+  // free one ourselves so the ready event can report it.
+  const wsPort = !wsWanted ? 0 : Number(args['ws-port']) !== 0 ? Number(args['ws-port']) : await freePort(host)
+  const incoming = {
+    net: [{ scope: ['device', 'local', 'public'], transform: 'shs', host, port }],
+    tunnel: [{ scope: 'public', transform: 'shs' }],
+  }
+  if (wsWanted) incoming.ws = [{ scope: ['device', 'local', 'public'], transform: 'shs', host, port: wsPort }]
   const config = {
     path: dir,
     keys,
@@ -134,12 +145,10 @@ async function main() {
     port,
     timers: { handshake: 15e3, inactivity: 600e3 },
     connections: {
-      incoming: {
-        net: [{ scope: ['device', 'local', 'public'], transform: 'shs', host, port }],
-        tunnel: [{ scope: 'public', transform: 'shs' }],
-      },
+      incoming,
       outgoing: {
         net: [{ transform: 'shs' }],
+        ws: [{ transform: 'shs' }],
         tunnel: [{ transform: 'shs' }],
       },
     },
@@ -151,7 +160,17 @@ async function main() {
     blobs: { sympathy: 0, max: 64 * 1024 * 1024 },
   }
 
+  // The WebSocket transport (multiserver's ws plugin over pull-websocket):
+  // secret-stack registers only net and shs by itself.
+  const wsTransport = {
+    name: 'multiserver-ws',
+    version: '1.0.0',
+    init(api) {
+      api.multiserver.transport({ name: 'ws', create: (opts) => require('multiserver/plugins/ws')(opts) })
+    },
+  }
   let stack = require('secret-stack')()
+    .use(wsTransport)
     .use(require('ssb-db2'))
     .use(require('ssb-db2/compat/db'))
     .use(require('ssb-db2/compat/ebt'))
@@ -205,6 +224,7 @@ async function main() {
   const sbot = stack(config)
   const self = sbot.id
   const address = msAddress(host, port, self)
+  const wsAddress = wsWanted ? `ws://${host}:${wsPort}~shs:${shsKey(self)}` : undefined
 
   // ------------------------------------------------------------ replication
   const wanted = new Set()
@@ -426,7 +446,7 @@ async function main() {
   // before that would be forgotten by ssb-replicate. Wait for the clock first.
   await new Promise((resolve) => sbot.getVectorClock(() => setTimeout(resolve, 50)))
   const mySeq = await new Promise((resolve) => latest(self, (err, seq) => resolve(err ? 0 : seq)))
-  emit('ready', { id: self, address, host, port, path: dir, keys: keyFile, keys_created: created, replication: mode, seq: mySeq, pid: process.pid })
+  emit('ready', { id: self, address, host, port, path: dir, keys: keyFile, keys_created: created, replication: mode, seq: mySeq, pid: process.pid, ws_address: wsAddress, ws_port: wsWanted ? wsPort : undefined })
 
   if (watchStdin) {
     const rl = readline.createInterface({ input: process.stdin })

@@ -1,8 +1,7 @@
 package room
 
 import (
-	"slices"
-	"strings"
+	"sort"
 	"sync"
 	"sync/atomic"
 
@@ -14,19 +13,12 @@ import (
 type Event struct {
 	ID     feeds.FeedRef
 	Joined bool // false: left
-	// json is the event as room.attendants sends it, encoded once for
-	// every subscriber (a join among n attendants is n writes of it).
-	json []byte
 }
 
 // JSON is the event as room.attendants sends it:
-// {"type":"joined"|"left","id":"@…"}.
-func (ev Event) JSON() []byte {
-	if ev.json == nil {
-		return eventJSON(ev.ID.String(), ev.Joined)
-	}
-	return ev.json
-}
+// {"type":"joined"|"left","id":"@…"}. Subscriptions carry it encoded
+// once for every subscriber (TakeJSON).
+func (ev Event) JSON() []byte { return eventJSON(ev.ID.String(), ev.Joined) }
 
 func eventJSON(id string, joined bool) []byte {
 	typ := "left"
@@ -41,8 +33,8 @@ func eventJSON(id string, joined bool) []byte {
 	return append(b, `"}`...)
 }
 
-// present is one attendant: the connection that reaches it and its id as
-// text (kept so that states and events do not re-encode it).
+// present is one local attendant: the connection that reaches it and its
+// id as text (kept so that states and events do not re-encode it).
 type present struct {
 	ep   *muxrpc.Endpoint
 	name string
@@ -58,11 +50,21 @@ type present struct {
 // each subscriber has its own bounded queue, drained by its own goroutine,
 // and a subscriber whose queue is full is dropped (OnOverflow), so a slow
 // reader never holds the lock or delays the others.
+//
+// A room that is one node of a mesh (room/mesh) also holds the attendants
+// of the other nodes (RemoteJoin, RemoteLeave, RemoteDrop): the set that
+// Subscribe, IDs and UnionLen give is the union of the local and remote
+// attendants, and an id leaves it only when it has gone from every node.
+// SubscribeLocal follows the local attendants only (what a node tells the
+// others). Lookup, IsPresent and Len are about local attendants.
 type Attendants struct {
-	mu    sync.Mutex
-	peers map[feeds.FeedRef]present
-	subs  map[*Subscription]struct{}
-	nsubs atomic.Int64 // len(subs), read without the lock
+	mu     sync.Mutex
+	peers  map[feeds.FeedRef]present
+	remote map[feeds.FeedRef]map[string]struct{} // id -> nodes holding it
+	byNode map[string]map[feeds.FeedRef]struct{} // node -> ids it holds
+	subs   map[*Subscription]struct{}
+	lsubs  map[*Subscription]struct{} // subscribers to the local set only
+	nsubs  atomic.Int64               // len(subs), read without the lock
 	// QueueLimit bounds each subscriber's queue (events not yet written).
 	queueLimit int
 }
@@ -73,7 +75,9 @@ func NewAttendants(queueLimit int) *Attendants {
 	if queueLimit <= 0 {
 		queueLimit = 4096
 	}
-	return &Attendants{peers: make(map[feeds.FeedRef]present), subs: make(map[*Subscription]struct{}), queueLimit: queueLimit}
+	return &Attendants{peers: make(map[feeds.FeedRef]present), subs: make(map[*Subscription]struct{}),
+		lsubs: make(map[*Subscription]struct{}), remote: make(map[feeds.FeedRef]map[string]struct{}),
+		byNode: make(map[string]map[feeds.FeedRef]struct{}), queueLimit: queueLimit}
 }
 
 // Join makes id present, reached through ep. If id is present through
@@ -81,7 +85,7 @@ func NewAttendants(queueLimit int) *Attendants {
 // (the set did not change). It reports whether id was newly added.
 func (a *Attendants) Join(id feeds.FeedRef, ep *muxrpc.Endpoint) bool {
 	name := id.String()
-	ev := Event{ID: id, Joined: true, json: eventJSON(name, true)}
+	ev, js := Event{ID: id, Joined: true}, eventJSON(name, true)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if p, ok := a.peers[id]; ok {
@@ -90,7 +94,11 @@ func (a *Attendants) Join(id feeds.FeedRef, ep *muxrpc.Endpoint) bool {
 		return false
 	}
 	a.peers[id] = present{ep: ep, name: name}
-	a.broadcastLocked(ev)
+	broadcastLocked(a.lsubs, ev, js, a.queueLimit)
+	if len(a.remote[id]) == 0 {
+		broadcastLocked(a.subs, ev, js, a.queueLimit)
+		a.nsubs.Store(int64(len(a.subs)))
+	}
 	return true
 }
 
@@ -104,7 +112,12 @@ func (a *Attendants) Leave(id feeds.FeedRef, ep *muxrpc.Endpoint) bool {
 		return false
 	}
 	delete(a.peers, id)
-	a.broadcastLocked(Event{ID: id, Joined: false, json: eventJSON(cur.name, false)})
+	ev, js := Event{ID: id, Joined: false}, eventJSON(cur.name, false)
+	broadcastLocked(a.lsubs, ev, js, a.queueLimit)
+	if len(a.remote[id]) == 0 {
+		broadcastLocked(a.subs, ev, js, a.queueLimit)
+		a.nsubs.Store(int64(len(a.subs)))
+	}
 	return true
 }
 
@@ -122,14 +135,14 @@ func (a *Attendants) IsPresent(id feeds.FeedRef) bool {
 	return ok
 }
 
-// Len returns the number of present peers.
+// Len returns the number of peers present locally.
 func (a *Attendants) Len() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return len(a.peers)
 }
 
-// IDs returns the present peers, sorted.
+// IDs returns the present peers (local and remote), sorted.
 func (a *Attendants) IDs() []feeds.FeedRef {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -137,45 +150,66 @@ func (a *Attendants) IDs() []feeds.FeedRef {
 }
 
 func (a *Attendants) idsLocked() []feeds.FeedRef {
-	ids := make([]feeds.FeedRef, 0, len(a.peers))
+	ids := make([]feeds.FeedRef, 0, len(a.peers)+len(a.remote))
 	for id := range a.peers {
 		ids = append(ids, id)
 	}
-	slices.SortFunc(ids, func(x, y feeds.FeedRef) int { return strings.Compare(string(x[:]), string(y[:])) })
+	for id := range a.remote {
+		if _, ok := a.peers[id]; !ok {
+			ids = append(ids, id)
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool { return string(ids[i][:]) < string(ids[j][:]) })
 	return ids
 }
 
-// stateLocked is the present set as room.attendants sends it:
-// {"type":"state","ids":[…]}, in no particular order (sorting a
-// thousand ids under the lock for every subscriber costs more than the
-// rest of its state).
+func (a *Attendants) broadcastLocked(ev Event) {
+	if len(a.subs) > 0 {
+		broadcastLocked(a.subs, ev, ev.JSON(), a.queueLimit)
+		a.nsubs.Store(int64(len(a.subs)))
+	}
+}
+
+// broadcastLocked queues ev to every subscriber, with js, its JSON,
+// encoded once for all.
+func broadcastLocked(subs map[*Subscription]struct{}, ev Event, js []byte, limit int) {
+	for s := range subs {
+		if !s.push(ev, js, limit) {
+			delete(subs, s)
+		}
+	}
+}
+
+// stateLocked is the present set (local and remote) as room.attendants
+// sends it: {"type":"state","ids":[…]}, in no particular order (sorting
+// a thousand ids under the lock for every subscriber costs more than
+// the rest of its state).
 func (a *Attendants) stateLocked() []byte {
 	size := len(`{"type":"state","ids":[]}`)
 	for _, p := range a.peers {
 		size += len(p.name) + 3
 	}
-	b := make([]byte, 0, size)
+	b := make([]byte, 0, size+len(a.remote)*56)
 	b = append(b, `{"type":"state","ids":[`...)
 	first := true
-	for _, p := range a.peers {
+	add := func(name string) {
 		if !first {
 			b = append(b, ',')
 		}
 		first = false
 		b = append(b, '"')
-		b = append(b, p.name...)
+		b = append(b, name...)
 		b = append(b, '"')
 	}
-	return append(b, "]}"...)
-}
-
-func (a *Attendants) broadcastLocked(ev Event) {
-	for s := range a.subs {
-		if !s.push(ev, a.queueLimit) {
-			delete(a.subs, s)
-			a.nsubs.Store(int64(len(a.subs)))
+	for _, p := range a.peers {
+		add(p.name)
+	}
+	for id := range a.remote {
+		if _, ok := a.peers[id]; !ok {
+			add(id.String())
 		}
 	}
+	return append(b, "]}"...)
 }
 
 // Subscribe returns the current set and a subscription that receives
@@ -217,6 +251,7 @@ type Subscription struct {
 	a          *Attendants
 	mu         sync.Mutex
 	q          []Event
+	js         [][]byte      // js[i] is q[i] as JSON
 	wake       chan struct{} // capacity 1: "the queue is not empty"
 	dead       chan struct{} // closed on overflow or Close
 	closed     bool
@@ -225,7 +260,7 @@ type Subscription struct {
 
 // push queues ev; false means the queue overflowed and the subscription
 // is dead (called under the Attendants lock).
-func (s *Subscription) push(ev Event, limit int) bool {
+func (s *Subscription) push(ev Event, js []byte, limit int) bool {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -233,7 +268,7 @@ func (s *Subscription) push(ev Event, limit int) bool {
 	}
 	if len(s.q) >= limit {
 		s.closed = true
-		s.q = nil
+		s.q, s.js = nil, nil
 		s.mu.Unlock()
 		close(s.dead)
 		if s.onOverflow != nil {
@@ -242,6 +277,7 @@ func (s *Subscription) push(ev Event, limit int) bool {
 		return false
 	}
 	s.q = append(s.q, ev)
+	s.js = append(s.js, js)
 	s.mu.Unlock()
 	select {
 	case s.wake <- struct{}{}:
@@ -261,20 +297,31 @@ func (s *Subscription) Take() []Event {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q := s.q
-	s.q = nil // the caller owns the array; a burst's memory goes with it
+	s.q, s.js = nil, nil // the caller owns the array; a burst's memory goes with it
 	return q
+}
+
+// TakeJSON is Take with each event's JSON (shared by every subscriber:
+// do not modify it).
+func (s *Subscription) TakeJSON() ([]Event, [][]byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, js := s.q, s.js
+	s.q, s.js = nil, nil
+	return q, js
 }
 
 // Close ends the subscription.
 func (s *Subscription) Close() {
 	s.a.mu.Lock()
 	delete(s.a.subs, s)
+	delete(s.a.lsubs, s)
 	s.a.nsubs.Store(int64(len(s.a.subs)))
 	s.a.mu.Unlock()
 	s.mu.Lock()
 	if !s.closed {
 		s.closed = true
-		s.q = nil
+		s.q, s.js = nil, nil
 		close(s.dead)
 	}
 	s.mu.Unlock()

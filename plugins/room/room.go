@@ -260,13 +260,14 @@ func (p *Plugin) overflow(id feeds.FeedRef, ep *muxrpc.Endpoint) func() {
 	}
 }
 
-// writeBudget bounds the writes a room makes for attendant events. Every
-// batch is one write (a syscall, a wake-up and a read for the peer) per
-// subscriber, so with n subscribers and a steady stream of joins the room
-// makes n writes per batch delay. The delay therefore grows with n (200
-// µs per subscriber: 5,000 writes/s at most, whatever the size of the
-// room; 1,000 subscribers hear of changes within 200 ms) while a small
-// room still hears of them within one Batch. It never exceeds maxBatch.
+// perSubscriber and maxBatch bound the writes a room makes for attendant
+// events. Every batch is one write (a syscall, a wake-up and a read for
+// the peer) per subscriber, so with n subscribers and a steady stream of
+// joins the room makes n writes per batch delay. The delay therefore
+// grows with n (200 µs per subscriber: 5,000 writes/s at most, whatever
+// the size of the room; 1,000 subscribers hear of changes within 200 ms)
+// while a small room still hears of them within one Batch. It never
+// exceeds maxBatch.
 const (
 	perSubscriber = time.Second / 5000
 	maxBatch      = time.Second
@@ -280,7 +281,7 @@ func batchDelay(batch time.Duration, subs int) time.Duration {
 
 // pump writes the subscription's events with write(batch) until the
 // stream or the connection ends.
-func pump(ctx context.Context, out *muxrpc.Sink, sub *Subscription, batch time.Duration, write func([]Event) error) error {
+func pump(ctx context.Context, out *muxrpc.Sink, sub *Subscription, batch time.Duration, write func([]Event, [][]byte) error) error {
 	for {
 		select {
 		case <-sub.Wait():
@@ -294,8 +295,8 @@ func pump(ctx context.Context, out *muxrpc.Sink, sub *Subscription, batch time.D
 				}
 				t.Stop()
 			}
-			if evs := sub.Take(); len(evs) > 0 {
-				if err := write(evs); err != nil {
+			if evs, js := sub.TakeJSON(); len(evs) > 0 {
+				if err := write(evs, js); err != nil {
 					return nil // the stream or connection is gone
 				}
 			}
@@ -320,17 +321,10 @@ func (p *Plugin) attendants(ctx context.Context, req *muxrpc.Request, out *muxrp
 	if err := out.WriteRaw(muxrpc.FlagJSON, state); err != nil {
 		return nil
 	}
-	var bodies [][]byte
-	return pump(ctx, out, sub, p.o.Batch, func(evs []Event) error {
+	return pump(ctx, out, sub, p.o.Batch, func(_ []Event, js [][]byte) error {
 		// Every subscriber sends the same bytes, encoded once, and a
 		// batch leaves in one write.
-		bodies = bodies[:0]
-		for _, ev := range evs {
-			bodies = append(bodies, ev.JSON())
-		}
-		err := out.WriteRawAll(muxrpc.FlagJSON, bodies)
-		clear(bodies)
-		return err
+		return out.WriteRawAll(muxrpc.FlagJSON, js)
 	})
 }
 
@@ -356,7 +350,7 @@ func (p *Plugin) endpoints(ctx context.Context, req *muxrpc.Request, out *muxrpc
 	if err := out.Write(list()); err != nil {
 		return nil
 	}
-	return pump(ctx, out, sub, p.o.Batch, func(evs []Event) error {
+	return pump(ctx, out, sub, p.o.Batch, func(evs []Event, _ [][]byte) error {
 		for _, ev := range evs {
 			if ev.Joined {
 				set[ev.ID] = struct{}{}

@@ -58,6 +58,12 @@ type ServerOptions struct {
 	// slowed, not cut: the copy waits, and the sender feels back-pressure.
 	Rate   func() (bytesPerSecond, burst int64)
 	Logger *slog.Logger
+	// Forward, if set, reaches a target that is not present here but may
+	// be held by another node of a mesh (room/mesh): it returns the
+	// streams to splice with the origin's and a function to call when the
+	// tunnel ends. The per-key and per-IP limits (Hooks.Open), caps and
+	// rate apply as to a local tunnel.
+	Forward func(ctx context.Context, origin, target feeds.FeedRef) (*muxrpc.Source, *muxrpc.Sink, func(), error)
 }
 
 // ConnectArgs is the argument of tunnel.connect: origin is set only on the
@@ -135,7 +141,7 @@ func serveConnect(ctx context.Context, o *ServerOptions, req *muxrpc.Request, in
 		return errors.New("can't connect to self")
 	}
 	targetEP, ok := o.Targets.Lookup(args.Target)
-	if !ok {
+	if !ok && o.Forward == nil {
 		return fmt.Errorf("could not connect to:%s", args.Target)
 	}
 	if o.Hooks.Open != nil {
@@ -156,8 +162,20 @@ func serveConnect(ctx context.Context, o *ServerOptions, req *muxrpc.Request, in
 	}
 	// Ends when either connection ends (ctx is the origin's call; the
 	// target's endpoint aborts its own stream when it closes).
-	bIn, bOut, err := targetEP.Duplex(ctx, muxrpc.Method{"tunnel", "connect"},
-		map[string]string{"origin": origin.String(), "portal": o.Room.String(), "target": args.Target.String()})
+	var bIn *muxrpc.Source
+	var bOut *muxrpc.Sink
+	if ok {
+		bIn, bOut, err = targetEP.Duplex(ctx, muxrpc.Method{"tunnel", "connect"},
+			map[string]string{"origin": origin.String(), "portal": o.Room.String(), "target": args.Target.String()})
+	} else {
+		var done func()
+		bIn, bOut, done, err = o.Forward(ctx, origin, args.Target)
+		if err == nil {
+			defer done()
+		} else {
+			o.Logger.Debug("tunnel not forwarded", "origin", origin.String(), "target", args.Target.String(), "err", err)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("could not connect to:%s", args.Target)
 	}

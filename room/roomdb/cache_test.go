@@ -2,6 +2,7 @@ package roomdb
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -12,7 +13,11 @@ import (
 // denied keys equal what SQLite holds.
 func TestAccessCache(t *testing.T) {
 	ctx := context.Background()
-	db := openTest(t)
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "room.sqlite"), ModeCommunity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
 	a, b, c := key(t, 1).ID, key(t, 2).ID, key(t, 3).ID
 	ids := []feeds.FeedRef{a, b, c}
 	var code string

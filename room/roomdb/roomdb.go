@@ -1,11 +1,15 @@
-// Package roomdb is the room server's persistent state in SQLite: members
-// and their roles, invites (stored hashed, single use, with an expiry),
-// aliases (with the owner's signature), denied keys and the privacy mode.
+// Package roomdb is the room server's persistent state: members and their
+// roles, invites (stored hashed, single use, with an expiry), aliases
+// (with the owner's signature), denied keys, web sessions, the privacy
+// mode and the landing text.
 //
-// Every change runs in one transaction; foreign keys are on, so removing a
-// member removes its aliases. The schema is versioned with numbered
-// migrations (PRAGMA user_version) applied at Open. The package knows
-// nothing of the network; it never stores an invite code, only its hash.
+// Store is the one storage interface; it has two implementations: DB, in
+// SQLite (the default, one file in the room's repo), and PG, in
+// PostgreSQL (several room nodes sharing one database). OpenStore picks
+// one from a database URL. Both apply the same numbered migrations at
+// open, run every change in one transaction, and cascade a member's
+// removal to its aliases and sessions. The package knows nothing of the
+// network; it never stores an invite code or session token, only hashes.
 package roomdb
 
 import (
@@ -101,7 +105,7 @@ type Denied struct {
 	Created time.Time     `json:"created"`
 }
 
-// DB is the room's state.
+// DB is the room's state in SQLite.
 type DB struct {
 	sql *sql.DB
 	now func() time.Time
@@ -145,9 +149,16 @@ var migrations = []string{
 	migrationSessions,
 }
 
-// Open opens (creating if needed) the database at path and applies the
-// migrations. defaultMode is stored when no mode was stored yet.
+// Open opens (creating if needed) the SQLite database at path and applies
+// the migrations. defaultMode is stored when no mode was stored yet.
 func Open(ctx context.Context, path string, defaultMode Mode) (*DB, error) {
+	return OpenSQLite(ctx, path, Options{Mode: defaultMode})
+}
+
+// OpenSQLite is Open with all the options.
+func OpenSQLite(ctx context.Context, path string, o Options) (*DB, error) {
+	o = o.withDefaults()
+	defaultMode := o.Mode
 	// Owner-only, like the secret: members, invite hashes, denied keys.
 	// SQLite gives the -wal and -shm files the database file's mode.
 	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
@@ -155,12 +166,12 @@ func Open(ctx context.Context, path string, defaultMode Mode) (*DB, error) {
 	} else {
 		f.Close()
 	}
-	dsn := "file:" + path + "?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=synchronous(NORMAL)"
+	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
 	sdb, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open room database %s: %w", path, err)
 	}
-	db := &DB{sql: sdb, now: time.Now}
+	db := &DB{sql: sdb, now: o.Now}
 	if err := db.migrate(ctx); err != nil {
 		sdb.Close()
 		return nil, fmt.Errorf("room database %s: %w", path, err)
@@ -186,25 +197,40 @@ func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
 	return v, err
 }
 
-func (db *DB) migrate(ctx context.Context) error {
-	v, err := db.SchemaVersion(ctx)
+// migrate applies the missing migrations in one write transaction taken
+// before the version is read (BEGIN IMMEDIATE), so that two processes
+// opening a new file at once do not both apply them.
+func (db *DB) migrate(ctx context.Context) (err error) {
+	conn, err := db.sql.Conn(ctx)
 	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+		return fmt.Errorf("lock for migrations: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_, _ = conn.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`)
+		}
+	}()
+	var v int
+	if err := conn.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
 		return fmt.Errorf("read schema version: %w", err)
 	}
 	if v > len(migrations) {
 		return fmt.Errorf("schema version %d is newer than this program (%d)", v, len(migrations))
 	}
 	for i := v; i < len(migrations); i++ {
-		err := db.tx(ctx, func(tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
-				return err
-			}
-			_, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, i+1))
-			return err
-		})
-		if err != nil {
+		if _, err := conn.ExecContext(ctx, migrations[i]); err != nil {
 			return fmt.Errorf("migration %d: %w", i+1, err)
 		}
+		if _, err := conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, i+1)); err != nil {
+			return fmt.Errorf("migration %d: %w", i+1, err)
+		}
+	}
+	if _, err := conn.ExecContext(ctx, `COMMIT`); err != nil {
+		return fmt.Errorf("commit migrations: %w", err)
 	}
 	return nil
 }
@@ -398,27 +424,24 @@ func (db *DB) UseInvite(ctx context.Context, code string, id feeds.FeedRef) erro
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrInviteInvalid, err)
 	}
+	// The use is taken by a conditional UPDATE first: the transaction
+	// writes at once, so concurrent claims queue on the write lock and
+	// exactly one of them sees uses > 0 for the last use.
 	return db.tx(ctx, func(tx *sql.Tx) error {
 		var invID int64
-		var uses int
-		var expires int64
-		err := tx.QueryRowContext(ctx, `SELECT id, uses, expires FROM invites WHERE hash = ?`, inviteHash(raw)).Scan(&invID, &uses, &expires)
+		var left int
+		err := tx.QueryRowContext(ctx, `UPDATE invites SET uses = uses - 1 WHERE hash = ? AND uses > 0 AND expires > ? RETURNING id, uses`,
+			inviteHash(raw), db.now().Unix()).Scan(&invID, &left)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrInviteInvalid
 		}
 		if err != nil {
 			return fmt.Errorf("use invite: %w", err)
 		}
-		if uses <= 0 || db.now().Unix() >= expires {
-			return ErrInviteInvalid
-		}
-		if uses == 1 {
-			_, err = tx.ExecContext(ctx, `DELETE FROM invites WHERE id = ?`, invID)
-		} else {
-			_, err = tx.ExecContext(ctx, `UPDATE invites SET uses = uses - 1 WHERE id = ?`, invID)
-		}
-		if err != nil {
-			return fmt.Errorf("use invite: %w", err)
+		if left == 0 {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM invites WHERE id = ?`, invID); err != nil {
+				return fmt.Errorf("use invite: %w", err)
+			}
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO members(id, role, created) VALUES (?, 'member', ?) ON CONFLICT(id) DO NOTHING`, id.String(), db.now().Unix())
 		if err != nil {

@@ -2,25 +2,13 @@ package roomdb
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/cask-ssb/cask/feeds"
 )
-
-func openTest(t *testing.T) *DB {
-	t.Helper()
-	db, err := Open(context.Background(), filepath.Join(t.TempDir(), "room.sqlite"), ModeCommunity)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
 
 func key(t *testing.T, b byte) feeds.KeyPair {
 	t.Helper()
@@ -33,139 +21,9 @@ func key(t *testing.T, b byte) feeds.KeyPair {
 	return kp
 }
 
-func TestMigrationsAndReopen(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "room.sqlite")
-	db, err := Open(ctx, path, ModeRestricted)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
-		t.Fatalf("database file mode %v, %v; want 0600", fi.Mode(), err)
-	}
-	if v, err := db.SchemaVersion(ctx); err != nil || v != len(migrations) {
-		t.Fatalf("schema version %d, %v; want %d", v, err, len(migrations))
-	}
-	a := key(t, 1).ID
-	if err := db.AddMember(ctx, a, RoleAdmin); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	// The stored mode wins over a different default at the next start.
-	db, err = Open(ctx, path, ModeOpen)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if m, _ := db.Mode(ctx); m != ModeRestricted {
-		t.Fatalf("mode after reopen = %s, want restricted", m)
-	}
-	if r, ok, _ := db.Role(ctx, a); !ok || r != RoleAdmin {
-		t.Fatalf("role after reopen = %s %v", r, ok)
-	}
-}
-
-func TestMembers(t *testing.T) {
-	ctx := context.Background()
-	db := openTest(t)
-	a, b := key(t, 1).ID, key(t, 2).ID
-	steps := []struct {
-		name string
-		do   func() error
-		want error
-	}{
-		{"add a", func() error { return db.AddMember(ctx, a, RoleMember) }, nil},
-		{"bad role", func() error { return db.AddMember(ctx, b, Role("king")) }, errAny},
-		{"role of b (not member)", func() error { return db.SetRole(ctx, b, RoleAdmin) }, ErrNotFound},
-		{"promote a", func() error { return db.SetRole(ctx, a, RoleModerator) }, nil},
-		{"remove b", func() error { return db.RemoveMember(ctx, b) }, ErrNotFound},
-	}
-	for _, s := range steps {
-		err := s.do()
-		switch {
-		case s.want == nil && err != nil, s.want != nil && err == nil:
-			t.Fatalf("%s: err %v, want %v", s.name, err, s.want)
-		case s.want != nil && s.want != errAny && !errors.Is(err, s.want):
-			t.Fatalf("%s: err %v, want %v", s.name, err, s.want)
-		}
-	}
-	ms, err := db.Members(ctx)
-	if err != nil || len(ms) != 1 || ms[0].ID != a || ms[0].Role != RoleModerator {
-		t.Fatalf("members = %+v, %v", ms, err)
-	}
-}
-
-var errAny = errors.New("any error")
-
-func TestInvites(t *testing.T) {
-	ctx := context.Background()
-	db := openTest(t)
-	now := time.Unix(1_800_000_000, 0)
-	db.now = func() time.Time { return now }
-	admin := key(t, 1).ID
-	if err := db.AddMember(ctx, admin, RoleAdmin); err != nil {
-		t.Fatal(err)
-	}
-	code, inv, err := db.CreateInvite(ctx, &admin, 1, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ParseInviteCode(code); err != nil {
-		t.Fatalf("created code does not parse: %v", err)
-	}
-	if inv.CreatedBy != admin.String() {
-		t.Fatalf("createdBy %q", inv.CreatedBy)
-	}
-	// Only the hash is stored.
-	var n int
-	if err := db.sql.QueryRow(`SELECT count(*) FROM invites WHERE hash = ?`, []byte(code)).Scan(&n); err != nil || n != 0 {
-		t.Fatalf("code stored in clear? n=%d err=%v", n, err)
-	}
-	u1, u2 := key(t, 2).ID, key(t, 3).ID
-	if err := db.UseInvite(ctx, code, u1); err != nil {
-		t.Fatalf("first use: %v", err)
-	}
-	if err := db.UseInvite(ctx, code, u2); !errors.Is(err, ErrInviteInvalid) {
-		t.Fatalf("second use of a single-use invite: %v", err)
-	}
-	if _, ok, _ := db.Role(ctx, u1); !ok {
-		t.Fatal("invitee is not a member")
-	}
-	// Expiry.
-	code2, _, err := db.CreateInvite(ctx, nil, 5, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now = now.Add(2 * time.Minute)
-	if err := db.UseInvite(ctx, code2, u2); !errors.Is(err, ErrInviteInvalid) {
-		t.Fatalf("expired invite: %v", err)
-	}
-	// Revoke.
-	code3, inv3, _ := db.CreateInvite(ctx, nil, 2, time.Hour)
-	if list, _ := db.Invites(ctx); len(list) != 1 || list[0].ID != inv3.ID {
-		t.Fatalf("invites = %+v", list)
-	}
-	if err := db.RevokeInvite(ctx, inv3.ID); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.UseInvite(ctx, code3, u2); !errors.Is(err, ErrInviteInvalid) {
-		t.Fatalf("revoked invite: %v", err)
-	}
-	if err := db.UseInvite(ctx, "garbage", u2); !errors.Is(err, ErrInviteInvalid) {
-		t.Fatalf("garbage code: %v", err)
-	}
-}
-
-func TestAliases(t *testing.T) {
-	ctx := context.Background()
-	db := openTest(t)
+func TestVerifyAlias(t *testing.T) {
 	room := key(t, 9).ID
 	alice, bob := key(t, 1), key(t, 2)
-	for _, m := range []feeds.FeedRef{alice.ID, bob.ID} {
-		if err := db.AddMember(ctx, m, RoleMember); err != nil {
-			t.Fatal(err)
-		}
-	}
 	good := SignAlias(alice, room, "alice")
 	cases := []struct {
 		name, alias, sig string
@@ -187,54 +45,26 @@ func TestAliases(t *testing.T) {
 			t.Errorf("%s: err %v, want ok=%v", c.name, err, c.ok)
 		}
 	}
-	if err := db.RegisterAlias(ctx, "alice", alice.ID, good); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.RegisterAlias(ctx, "alice", bob.ID, "x"); !errors.Is(err, ErrAliasTaken) {
-		t.Fatalf("taken alias: %v", err)
-	}
-	if err := db.RevokeAlias(ctx, "alice", &bob.ID); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("revoke by non-owner: %v", err)
-	}
-	if as, _ := db.Aliases(ctx, &alice.ID); len(as) != 1 || as[0].Name != "alice" {
-		t.Fatalf("aliases = %+v", as)
-	}
-	// Removing the member removes its aliases (foreign key cascade).
-	if err := db.RemoveMember(ctx, alice.ID); err != nil {
-		t.Fatal(err)
-	}
-	if as, _ := db.Aliases(ctx, nil); len(as) != 0 {
-		t.Fatalf("aliases after member removal = %+v", as)
-	}
 }
 
-func TestDeniedAndMode(t *testing.T) {
+// TestSQLiteFile covers what only the SQLite store has: its file is
+// owner-only, and both migration lists have the same length.
+func TestSQLiteFile(t *testing.T) {
 	ctx := context.Background()
-	db := openTest(t)
-	a := key(t, 1).ID
-	if d, _ := db.IsDenied(ctx, a); d {
-		t.Fatal("denied before deny")
+	if len(migrations) != LatestSchema || len(pgMigrations) != LatestSchema {
+		t.Fatalf("migrations: sqlite %d, postgres %d, LatestSchema %d", len(migrations), len(pgMigrations), LatestSchema)
 	}
-	if err := db.Deny(ctx, a, "spam"); err != nil {
+	path := filepath.Join(t.TempDir(), "room.sqlite")
+	db, err := Open(ctx, path, ModeRestricted)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if d, _ := db.IsDenied(ctx, a); !d {
-		t.Fatal("not denied after deny")
+	defer db.Close()
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("database file mode %v, %v; want 0600", fi.Mode(), err)
 	}
-	if l, _ := db.DeniedKeys(ctx); len(l) != 1 || l[0].Comment != "spam" {
-		t.Fatalf("denied = %+v", l)
-	}
-	if err := db.Undeny(ctx, a); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.SetMode(ctx, "bogus"); err == nil {
-		t.Fatal("bogus mode accepted")
-	}
-	if err := db.SetMode(ctx, ModeOpen); err != nil {
-		t.Fatal(err)
-	}
-	if m, _ := db.Mode(ctx); m != ModeOpen {
-		t.Fatalf("mode %s", m)
+	if _, err := Open(ctx, filepath.Join(t.TempDir(), "no", "such", "dir", "room.sqlite"), ModeOpen); err == nil {
+		t.Fatal("opened a database in a missing directory")
 	}
 }
 

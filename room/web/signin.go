@@ -85,6 +85,19 @@ func (s *Server) actorOf(ctx context.Context, id feeds.FeedRef) (authz.Actor, ro
 	return authz.Actor{Role: role, Denied: denied}, mode, err
 }
 
+// ErrNoChallenge: SendSolution for a challenge this server did not make
+// (or that expired or was used).
+var ErrNoChallenge = errors.New("no sign-in in progress with this challenge (expired or already used)")
+
+// RemotePeers is what Peers may also offer when the room is one node of
+// a mesh: a member connected to another node can sign in here.
+type RemotePeers interface {
+	// Holds says whether another node holds a connection of id.
+	Holds(id feeds.FeedRef) bool
+	// RequestSolution asks that node for the app's solution to (sc, cc).
+	RequestSolution(ctx context.Context, id feeds.FeedRef, sc, cc string) (string, error)
+}
+
 // SendSolution completes a server-initiated sign-in (httpAuth.sendSolution
 // from cid). The challenge is used once: a replayed solution is refused.
 func (s *Server) SendSolution(ctx context.Context, cid feeds.FeedRef, sc, cc, sol string) error {
@@ -108,7 +121,7 @@ func (s *Server) SendSolution(ctx context.Context, cid feeds.FeedRef, sc, cc, so
 	defer s.mu.Unlock()
 	c := s.challenges[sc]
 	if c == nil || s.o.Now().Sub(c.created) > s.o.ChallengeTTL {
-		return errors.New("no sign-in in progress with this challenge (expired or already used)")
+		return ErrNoChallenge
 	}
 	delete(s.challenges, sc)
 	c.token = randomToken()
@@ -177,13 +190,19 @@ func (s *Server) clientInitiated(w http.ResponseWriter, r *http.Request, lq logi
 		return
 	}
 	ep, ok := s.o.Peers.Endpoint(lq.CID)
-	if !ok {
+	remote, isRemote := s.o.Peers.(RemotePeers)
+	if !ok && (!isRemote || !remote.Holds(lq.CID)) {
 		s.fail(w, r, http.StatusForbidden, "Sign-in failed", "Your SSB app is not connected to this room. Connect to the room with your app, then try again.")
 		return
 	}
 	sc := httpauth.NewChallenge()
 	cctx, cancel := context.WithTimeout(ctx, s.o.SolutionTimeout)
-	sol, err := httpauth.RequestSolution(cctx, ep, sc, lq.CC)
+	var sol string
+	if ok {
+		sol, err = httpauth.RequestSolution(cctx, ep, sc, lq.CC)
+	} else {
+		sol, err = remote.RequestSolution(cctx, lq.CID, sc, lq.CC)
+	}
 	cancel()
 	if err != nil {
 		s.fail(w, r, http.StatusForbidden, "Sign-in failed", "Your SSB app did not answer the room's challenge.")
