@@ -9,15 +9,22 @@ import (
 	"github.com/cask-ssb/cask/feeds"
 )
 
-// TestAccessCache: after every kind of write, the cached mode, roles and
-// denied keys equal what SQLite holds.
+// TestAccessCache: after every kind of write, made through this handle
+// or another one on the same file (mesh nodes share it), the cached mode,
+// roles and denied keys equal what SQLite holds.
 func TestAccessCache(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(ctx, filepath.Join(t.TempDir(), "room.sqlite"), ModeCommunity)
+	path := filepath.Join(t.TempDir(), "room.sqlite")
+	db, err := Open(ctx, path, ModeCommunity)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
+	other, err := Open(ctx, path, ModeCommunity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
 	a, b, c := key(t, 1).ID, key(t, 2).ID, key(t, 3).ID
 	ids := []feeds.FeedRef{a, b, c}
 	var code string
@@ -37,6 +44,11 @@ func TestAccessCache(t *testing.T) {
 		{"remove member", func() error { return db.RemoveMember(ctx, a) }},
 		{"set mode again", func() error { return db.SetMode(ctx, ModeOpen) }},
 		{"deny member", func() error { return db.Deny(ctx, b, "") }},
+		{"other: add member", func() error { return other.AddMember(ctx, a, RoleMember) }},
+		{"other: deny", func() error { return other.Deny(ctx, a, "") }},
+		{"other: undeny", func() error { return other.Undeny(ctx, b) }},
+		{"other: set mode", func() error { return other.SetMode(ctx, ModeCommunity) }},
+		{"other: remove member", func() error { return other.RemoveMember(ctx, b) }},
 	}
 	for _, st := range steps {
 		if err := st.do(); err != nil {

@@ -188,7 +188,10 @@ func OpenSQLite(ctx context.Context, path string, o Options) (*DB, error) {
 }
 
 // Close closes the database.
-func (db *DB) Close() error { return db.sql.Close() }
+func (db *DB) Close() error {
+	db.acc.close()
+	return db.sql.Close()
+}
 
 // SchemaVersion returns the number of migrations applied.
 func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
@@ -236,7 +239,6 @@ func (db *DB) migrate(ctx context.Context) (err error) {
 }
 
 func (db *DB) tx(ctx context.Context, f func(*sql.Tx) error) error {
-	defer db.acc.changed()
 	tx, err := db.sql.BeginTx(ctx, nil)
 	if err != nil {
 		return err
