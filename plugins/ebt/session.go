@@ -49,6 +49,9 @@ type session struct {
 	// its notes, what it sent us, what we sent it, and the clock stored
 	// after the last session); -1: it does not replicate the feed.
 	clock map[feeds.FeedRef]int64
+	// noted: the peer's first note of this session for the feed came
+	// (see onNotes).
+	noted map[feeds.FeedRef]bool
 	want  map[feeds.FeedRef]bool // the peer asked us to send this feed
 	told  map[feeds.FeedRef]bool // we noted this feed (sent or queued)
 	rx    map[feeds.FeedRef]bool // our latest note asked the peer to send it
@@ -86,7 +89,7 @@ func (r *Replicator) Session(ctx context.Context, peer feeds.FeedRef, in *muxrpc
 	defer cancel()
 	s := &session{
 		r: r, peer: peer, out: out, log: r.log.With("peer", peer.String(), "ebt", true),
-		clock: map[feeds.FeedRef]int64{}, want: map[feeds.FeedRef]bool{}, told: map[feeds.FeedRef]bool{},
+		clock: map[feeds.FeedRef]int64{}, noted: map[feeds.FeedRef]bool{}, want: map[feeds.FeedRef]bool{}, told: map[feeds.FeedRef]bool{},
 		rx: map[feeds.FeedRef]bool{}, declined: map[feeds.FeedRef]bool{}, queued: map[feeds.FeedRef]int64{},
 		ignored: map[feeds.FeedRef]bool{}, ahead: map[feeds.FeedRef]int64{},
 		waiting: map[feeds.FeedRef]time.Time{},
@@ -426,6 +429,8 @@ func (s *session) onNotes(body []byte) error {
 	var others []*session
 	for f, d := range notes {
 		ni := info[f]
+		first := !s.noted[f]
+		s.noted[f] = true
 		if !ni.replicates {
 			if d.Replicate {
 				s.clock[f] = d.Sequence
@@ -448,7 +453,16 @@ func (s *session) onNotes(body []byte) error {
 			}
 			continue
 		}
-		if c, ok := s.clock[f]; !ok || d.Sequence > c {
+		// The peer's first note of the session for f is what it holds,
+		// even below what we believed: the stored clock counts what we
+		// sent, which may have been lost with a cut connection or the
+		// peer's crash, and trusting it would never send the peer what it
+		// lacks (and the peer, which asks one session only for f, would
+		// wait for good).
+		// Nothing of f went out in this session before that note (we
+		// send only what the peer asks for); later notes only raise the
+		// clock (messages may be in flight).
+		if c, ok := s.clock[f]; first || !ok || d.Sequence > c {
 			s.clock[f] = d.Sequence
 		}
 		if d.Receive {
