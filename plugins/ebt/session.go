@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/cask-ssb/cask/feeds"
 	"github.com/cask-ssb/cask/muxrpc"
@@ -74,6 +75,10 @@ type session struct {
 	ignored map[feeds.FeedRef]bool
 	// gotClock: the peer's first notes of this session came.
 	gotClock bool
+	// waiting: feeds we receive from this peer and know exist beyond what
+	// we hold, with when we started waiting for them (or last got one of
+	// their messages); see checkStalls.
+	waiting map[feeds.FeedRef]time.Time
 }
 
 // Session runs one EBT session over an established duplex stream. first is
@@ -87,7 +92,8 @@ func (r *Replicator) Session(ctx context.Context, peer feeds.FeedRef, in *muxrpc
 		clock: map[feeds.FeedRef]int64{}, noted: map[feeds.FeedRef]bool{}, want: map[feeds.FeedRef]bool{}, told: map[feeds.FeedRef]bool{},
 		rx: map[feeds.FeedRef]bool{}, declined: map[feeds.FeedRef]bool{}, queued: map[feeds.FeedRef]int64{},
 		ignored: map[feeds.FeedRef]bool{}, ahead: map[feeds.FeedRef]int64{},
-		wake: make(chan struct{}, 1),
+		waiting: map[feeds.FeedRef]time.Time{},
+		wake:    make(chan struct{}, 1),
 	}
 	prior, hasPrior := s.loadClock()
 	r.mu.Lock()
@@ -101,6 +107,11 @@ func (r *Replicator) Session(ctx context.Context, peer feeds.FeedRef, in *muxrpc
 	}
 	senderDone := make(chan error, 1)
 	go func() { senderDone <- s.sender(ctx, startSeq) }()
+	stallsDone := make(chan struct{})
+	go func() {
+		defer close(stallsDone)
+		s.watchStalls(ctx)
+	}()
 
 	msgs := make(chan json.RawMessage, ingestQueue)
 	ingestDone := make(chan error, 1)
@@ -145,6 +156,7 @@ read:
 	if serr := <-senderDone; serr != nil && rerr == nil {
 		rerr = serr
 	}
+	<-stallsDone
 	if errors.Is(rerr, errInvalid) {
 		s.log.Warn("ebt: invalid message from peer", "err", rerr)
 		out.CloseWithError(rerr)
@@ -214,11 +226,12 @@ func (s *session) end() {
 }
 
 // handOverLocked gives feed f, which nobody receives now, to the session
-// whose peer is furthest ahead of us (if any is). r.mu is held.
-func (r *Replicator) handOverLocked(f feeds.FeedRef, except *session) {
+// whose peer is furthest ahead of us (if any is), and reports whether one
+// was. r.mu is held.
+func (r *Replicator) handOverLocked(f feeds.FeedRef, except *session) bool {
 	lseq, _, _, err := r.st.Latest(f)
 	if err != nil {
-		return
+		return false
 	}
 	var best *session
 	var bestSeq int64
@@ -234,14 +247,16 @@ func (r *Replicator) handOverLocked(f feeds.FeedRef, except *session) {
 		t.mu.Unlock()
 	}
 	if best == nil {
-		return
+		return false
 	}
 	r.rxFrom[f] = best
 	best.mu.Lock()
 	best.rx[f] = true
 	best.queued[f] = Note(lseq, true)
+	delete(best.waiting, f)
 	best.mu.Unlock()
 	best.signal()
+	return true
 }
 
 // claimRxLocked reports whether s may ask its peer to send f: when no
@@ -539,6 +554,7 @@ func (s *session) ingest(ctx context.Context, msgs <-chan json.RawMessage) error
 			if seq > s.clock[a] {
 				s.clock[a] = seq
 			}
+			delete(s.waiting, a) // progress: the stall wait starts again
 		}
 		s.mu.Unlock()
 	}
