@@ -1,6 +1,9 @@
 package sbot
 
-import "github.com/cask-ssb/cask/plugins/replicate"
+import (
+	"github.com/cask-ssb/cask/plugins/ebt"
+	"github.com/cask-ssb/cask/plugins/replicate"
+)
 
 // IngestStats counts the messages peers sent us: stored, held already
 // (a duplicate send) and refused, over EBT and legacy replication alike.
@@ -14,3 +17,12 @@ func (n *Node) IngestStats() replicate.Stats {
 	}
 	return s
 }
+
+// LegacyIngestStats counts what legacy replication (createHistoryStream)
+// brought in, a part of IngestStats: next to an EBT peer it should be
+// nothing.
+func (n *Node) LegacyIngestStats() replicate.Stats { return n.ingest[1].Stats() }
+
+// EBTSent counts what the node's EBT sessions sent since it started: notes
+// objects, the feeds mentioned in them, and messages.
+func (n *Node) EBTSent() ebt.Stats { return n.ebt.Stats() }

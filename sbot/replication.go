@@ -55,7 +55,24 @@ func (n *Node) startReplication(ctx context.Context, p service.Peer) {
 		return // the connection ended
 	}
 	replicating(p, "legacy")
-	n.replicateFeed(ctx, e, p.ID(), log)
+	lctx, stop := context.WithCancel(ctx)
+	defer stop()
+	if wctx.Err() != nil {
+		// The peer called neither within the wait: on a loaded machine an
+		// EBT peer's call may come later. When it does, legacy
+		// replication stops (both would send every message of the
+		// peer's feed, netsim counted it).
+		watched := make(chan struct{})
+		defer func() { stop(); <-watched }()
+		go func() {
+			defer close(watched)
+			if name, _ := p.WaitCall(lctx, "ebt.replicate"); name == "ebt.replicate" {
+				log.Debug("peer started EBT late: legacy replication stops")
+				stop()
+			}
+		}()
+	}
+	n.replicateFeed(lctx, e, p.ID(), log)
 }
 
 // replicating notes the replication kind of a connection (for its log

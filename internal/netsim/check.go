@@ -273,6 +273,11 @@ func (s *Sim) fill(r *Result) {
 		r.Published += n.seq.Load()
 		r.BytesSent += s.nw.SentBy(n.name)
 		is := n.ingestStats()
+		r.Legacy += n.legacyStats()
+		es := n.ebtSent()
+		r.Notes += es.Notes
+		r.NoteEntries += es.NoteEntries
+		r.EBTMessages += es.Messages
 		sb := n.daemon()
 		if sb == nil {
 			continue
@@ -311,6 +316,10 @@ func (r Result) Table(nodes int) string {
 	row("messages received per delivered", ratio(r.Received, r.Kept))
 	row("duplicates received", r.Duplicates)
 	row("refused (hostile)", r.Refused)
+	row("received by legacy replication", r.Legacy)
+	row("EBT messages sent per delivered", ratio(r.EBTMessages, r.Kept))
+	row("EBT notes sent / feeds in them", fmt.Sprintf("%d / %d", r.Notes, r.NoteEntries))
+	row("EBT note entries per delivered", ratio(r.NoteEntries, r.Kept))
 	row("bytes sent (honest nodes)", r.BytesSent)
 	row("bytes delivered", r.DeliveredB)
 	row("bytes sent per byte delivered", ratio(r.BytesSent, r.DeliveredB))

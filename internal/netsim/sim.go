@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/cask-ssb/cask/feeds"
+	"github.com/cask-ssb/cask/plugins/ebt"
 	"github.com/cask-ssb/cask/plugins/replicate"
 	"github.com/cask-ssb/cask/room"
 	"github.com/cask-ssb/cask/sbot"
@@ -71,8 +72,10 @@ type node struct {
 	done    chan error
 	pending int // posts due while it was offline
 	seq     atomic.Int64
-	// ingest adds up the ingest counters of the daemon's past runs.
-	ingest replicate.Stats
+	// ingest adds up the ingest counters of the daemon's past runs;
+	// legacy the part of them legacy replication received.
+	ingest, legacy replicate.Stats
+	ebt            ebt.Stats // what its EBT sessions sent, past runs
 }
 
 // Sim is one run of a Plan.
@@ -266,6 +269,13 @@ func (s *Sim) stop(n *node, kill bool) error {
 	n.ingest.Kept += is.Kept
 	n.ingest.Held += is.Held
 	n.ingest.Refused += is.Refused
+	es := n.sb.EBTSent()
+	n.ebt.Notes += es.Notes
+	n.ebt.NoteEntries += es.NoteEntries
+	n.ebt.Messages += es.Messages
+	ls := n.sb.LegacyIngestStats()
+	n.legacy.Kept += ls.Kept
+	n.legacy.Held += ls.Held
 	n.sb, n.cli, n.cancel, n.done = nil, nil, nil, nil
 	if err != nil {
 		return fmt.Errorf("stop %s: %w", n.name, err)
@@ -349,17 +359,23 @@ type Result struct {
 	Kept       int64         // of which stored (over every restart of the node)
 	Duplicates int64
 	Refused    int64
-	BytesSent  int64 // by honest nodes, on every connection
-	Net        Stats
-	Starts     int64
-	Stops      int64
-	Kills      int64
-	Attacks    int64
-	Tunnels    int64 // dials through the room that succeeded
-	ForgedSent int64 // forged messages the hostile nodes wrote to a target
-	Forks      int   // forks recorded by honest nodes
-	PeakHeap   uint64
-	Goroutines int // at convergence
+	// Legacy: messages received by legacy replication (createHistoryStream),
+	// kept or duplicate; between two Cask nodes EBT runs instead.
+	Legacy int64
+	// EBT sessions of honest nodes sent these notes objects (with
+	// NoteEntries feeds in all) and messages.
+	Notes, NoteEntries, EBTMessages int64
+	BytesSent                       int64 // by honest nodes, on every connection
+	Net                             Stats
+	Starts                          int64
+	Stops                           int64
+	Kills                           int64
+	Attacks                         int64
+	Tunnels                         int64 // dials through the room that succeeded
+	ForgedSent                      int64 // forged messages the hostile nodes wrote to a target
+	Forks                           int   // forks recorded by honest nodes
+	PeakHeap                        uint64
+	Goroutines                      int // at convergence
 	// Digests: per honest node, what it holds of the feeds within its
 	// hops (see Sim.Delivered); the same for every run of one plan.
 	Digests []string
@@ -623,4 +639,30 @@ func (s *Sim) watchHeap() func() {
 		}
 	}()
 	return func() { close(done); wg.Wait() }
+}
+
+// legacyStats is what n's legacy replication received over all its runs.
+func (n *node) legacyStats() int64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	t := n.legacy.Kept + n.legacy.Held
+	if n.sb != nil {
+		ls := n.sb.LegacyIngestStats()
+		t += ls.Kept + ls.Held
+	}
+	return t
+}
+
+// ebtSent is what n's EBT sessions sent over all its runs.
+func (n *node) ebtSent() ebt.Stats {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	t := n.ebt
+	if n.sb != nil {
+		es := n.sb.EBTSent()
+		t.Notes += es.Notes
+		t.NoteEntries += es.NoteEntries
+		t.Messages += es.Messages
+	}
+	return t
 }
