@@ -11,7 +11,7 @@ serve:
 
 # test runs every test, interop tests against the real JS peers included.
 # scripts/interop-kit.sh prepares the JS harness in interop/js (npm ci when
-# node_modules is missing or older than the lockfile) and prints its path;
+# node_modules was not installed from the current lockfile) and prints its path;
 # when it cannot (no node, no npm, npm ci failed) make test stops here.
 # The room's PostgreSQL storage tests use the server CASK_TEST_POSTGRES
 # names; when it is unset, make test starts a throwaway one with
