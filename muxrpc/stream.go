@@ -276,6 +276,14 @@ func (snk *Sink) WriteRaw(typ Flag, body []byte) error {
 	return snk.s.writeErr(snk.s.e.w.send(snk.s, FlagStream|typ, snk.s.wire, body, false, true))
 }
 
+// WriteRawAll sends one item per body, all of type typ (FlagBinary,
+// FlagString or FlagJSON), queued together so that they leave in one
+// write of the connection: a batch of small items costs one syscall, not
+// one each. Empty bodies are refused.
+func (snk *Sink) WriteRawAll(typ Flag, bodies [][]byte) error {
+	return snk.s.writeErr(snk.s.e.w.sendAll(snk.s, FlagStream|typ.Type(), snk.s.wire, bodies, false, true))
+}
+
 // Close ends our outgoing half with `true`. For a sink call we made it
 // then waits for the peer's end and returns its error, if any.
 func (snk *Sink) Close() error {

@@ -51,21 +51,43 @@ type writeDeadliner interface{ SetWriteDeadline(time.Time) error }
 // not the size of the queue.
 const writeChunk = 64 << 10
 
-// bufPool holds queue buffers between bursts, so an idle connection holds
-// none.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, writeChunk); return &b }}
+// smallChunk is the first chunk of a queue that starts with a small
+// packet: most bursts (a reply, a few stream items, an event fanned out
+// to a thousand connections at once) fit in it, and a thousand
+// connections flushing together then hold 4 MiB of chunks, not 64.
+const smallChunk = 4 << 10
 
-// appendLocked copies p to the end of the queue, filling pooled chunks of
-// writeChunk bytes (no copying when the queue grows).
+// bufPool and smallPool hold queue buffers between bursts, so an idle
+// connection holds none.
+var (
+	bufPool   = sync.Pool{New: func() any { b := make([]byte, 0, writeChunk); return &b }}
+	smallPool = sync.Pool{New: func() any { b := make([]byte, 0, smallChunk); return &b }}
+)
+
+// appendLocked copies p to the end of the queue, filling pooled chunks:
+// a small one first when p is small (moved into a big one if the burst
+// outgrows it), then chunks of writeChunk bytes.
 func (w *writer) appendLocked(p []byte) {
 	for len(p) > 0 {
-		if len(w.chunks) == 0 || len(*w.chunks[len(w.chunks)-1]) == writeChunk {
+		if n := len(w.chunks); n > 0 && cap(*w.chunks[n-1]) == smallChunk && len(*w.chunks[n-1])+len(p) > smallChunk {
+			// The burst outgrew the small chunk: move it into a big one,
+			// so that up to writeChunk bytes still leave in one write.
 			c := bufPool.Get().(*[]byte)
+			*c = append((*c)[:0], *w.chunks[n-1]...)
+			smallPool.Put(w.chunks[n-1])
+			w.chunks[n-1] = c
+		}
+		if len(w.chunks) == 0 || len(*w.chunks[len(w.chunks)-1]) == cap(*w.chunks[len(w.chunks)-1]) {
+			pool := &bufPool
+			if len(w.chunks) == 0 && len(p) <= smallChunk/2 {
+				pool = &smallPool
+			}
+			c := pool.Get().(*[]byte)
 			*c = (*c)[:0]
 			w.chunks = append(w.chunks, c)
 		}
 		last := w.chunks[len(w.chunks)-1]
-		k := min(len(p), writeChunk-len(*last))
+		k := min(len(p), cap(*last)-len(*last))
 		*last = append(*last, p[:k]...)
 		p = p[k:]
 	}
@@ -98,6 +120,23 @@ func (w *writer) send(s *stream, flag Flag, req int32, body []byte, end, wait bo
 	if len(body) == 0 {
 		return fmt.Errorf("muxrpc: refusing to send packet req %d with empty body (reads as goodbye)", req)
 	}
+	return w.sendAll(s, flag, req, [][]byte{body}, end, wait)
+}
+
+// sendAll queues one packet per body, all with the same flag, under one
+// lock and with one wake-up of the flusher: they leave in one write. The
+// queue bound is checked once, before the first; end applies to the last.
+func (w *writer) sendAll(s *stream, flag Flag, req int32, bodies [][]byte, end, wait bool) error {
+	size := 0
+	for _, body := range bodies {
+		if len(body) == 0 {
+			return fmt.Errorf("muxrpc: refusing to send packet req %d with empty body (reads as goodbye)", req)
+		}
+		size += HeaderSize + len(body)
+	}
+	if len(bodies) == 0 {
+		return nil
+	}
 	w.mu.Lock()
 	for wait && w.err == nil && w.queued >= w.maxQueued && (s == nil || !s.sentEnd.Load()) {
 		w.space.Wait()
@@ -118,11 +157,13 @@ func (w *writer) send(s *stream, flag Flag, req int32, body []byte, end, wait bo
 		return err
 	}
 	var hdr [HeaderSize]byte
-	w.appendLocked(AppendHeader(hdr[:0], flag, uint32(len(body)), req))
-	w.appendLocked(body)
-	w.queued += HeaderSize + len(body)
+	for _, body := range bodies {
+		w.appendLocked(AppendHeader(hdr[:0], flag, uint32(len(body)), req))
+		w.appendLocked(body)
+	}
+	w.queued += size
 	var err error
-	if w.queued > 2*w.maxQueued && w.queued > HeaderSize+len(body) {
+	if w.queued > 2*w.maxQueued && w.queued > size {
 		err = fmt.Errorf("%w: %d bytes queued for it", ErrPeerNotReading, w.queued)
 		w.failLocked(err)
 	}
@@ -220,7 +261,11 @@ func isTimeout(err error) bool {
 
 func recycle(cs []*[]byte) {
 	for _, c := range cs {
-		bufPool.Put(c)
+		if cap(*c) == smallChunk {
+			smallPool.Put(c)
+		} else {
+			bufPool.Put(c)
+		}
 	}
 }
 

@@ -8,11 +8,11 @@ import (
 )
 
 // TestInteropMeshJSPeers: JS ssb-room-client peers on node 1 and node 3
-// of a mesh see each other as attendants, and B (node 3) tunnels to A
+// of a mesh sharing one PostgreSQL database see each other as attendants, and B (node 3) tunnels to A
 // (node 1) through the mesh and replicates A's feed.
 func TestInteropMeshJSPeers(t *testing.T) {
 	interop.Kit(t)
-	nodes := startMesh(t, 3, nil)
+	nodes := startMeshOn(t, dbPostgres, 3, nil)
 	const n = 100
 	a := interop.StartPeer(t, "--publish", "100", "--progress-ms", "0", "--room", nodes[0].s.Address())
 	waitEv(t, a, "room (node 1)", 30*time.Second, named("room"))

@@ -17,6 +17,7 @@ import (
 	roomplug "github.com/cask-ssb/cask/plugins/room"
 	"github.com/cask-ssb/cask/room/mesh"
 	"github.com/cask-ssb/cask/room/roomdb"
+	"github.com/cask-ssb/cask/room/roomdb/pgtest"
 )
 
 // meshNode is one running node of a test mesh.
@@ -26,12 +27,27 @@ type meshNode struct {
 	base string // http://HOST:PORT of the web side
 }
 
+// Databases the mesh tests run on.
+const (
+	dbSQLite   = "sqlite"   // one SQLite file (WAL works across connections)
+	dbPostgres = "postgres" // a fresh PostgreSQL database (pgtest)
+)
+
 // startMesh runs n room nodes on 127.0.0.1 sharing one identity, one
-// mesh key and one SQLite database (WAL works across connections), each
-// meshed with all the others. The nodes stop when the test ends.
+// mesh key and one database, each meshed with all the others. The nodes
+// stop when the test ends.
 func startMesh(t testing.TB, n int, mutate func(i int, c *Config)) []*meshNode {
 	t.Helper()
+	return startMeshOn(t, dbSQLite, n, mutate)
+}
+
+func startMeshOn(t testing.TB, db string, n int, mutate func(i int, c *Config)) []*meshNode {
+	t.Helper()
 	shared := t.TempDir()
+	dbURL := "sqlite:" + filepath.Join(shared, "room.sqlite")
+	if db == dbPostgres {
+		dbURL = pgtest.NewDatabase(t)
+	}
 	keyFile := filepath.Join(shared, "mesh-key")
 	if _, err := mesh.WriteKeyFile(keyFile); err != nil {
 		t.Fatal(err)
@@ -49,15 +65,9 @@ func startMesh(t testing.TB, n int, mutate func(i int, c *Config)) []*meshNode {
 		ls[i] = l
 	}
 	nodes := make([]*meshNode, n)
-	var firstRepo string
 	for i := range n {
-		repo := t.TempDir()
-		if i == 0 {
-			firstRepo = repo
-		} else if err := os.Symlink(filepath.Join(firstRepo, "room.sqlite"), filepath.Join(repo, "room.sqlite")); err != nil {
-			t.Fatal(err)
-		}
-		cfg := Defaults(repo)
+		cfg := Defaults(t.TempDir())
+		cfg.DB = dbURL
 		cfg.Key = secret
 		cfg.Listen = "127.0.0.1:0"
 		cfg.HTTPListen = "127.0.0.1:0"
@@ -218,7 +228,13 @@ func TestMeshAttendantsAndTunnels(t *testing.T) {
 // TestMeshSharedState: an invite made on node 1 is claimed on node 3; an
 // alias registered on node 2 resolves on node 1.
 func TestMeshSharedState(t *testing.T) {
-	nodes := startMesh(t, 3, func(_ int, c *Config) { c.Mode = "community" })
+	for _, db := range []string{dbSQLite, dbPostgres} {
+		t.Run(db, func(t *testing.T) { testMeshSharedState(t, db) })
+	}
+}
+
+func testMeshSharedState(t *testing.T, db string) {
+	nodes := startMeshOn(t, db, 3, func(_ int, c *Config) { c.Mode = "community" })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	code, _, err := nodes[0].s.DB().CreateInvite(ctx, nil, 1, time.Hour)
@@ -247,7 +263,13 @@ func TestMeshSharedState(t *testing.T) {
 // abruptly): its attendants leave the others' union within 5 s, a tunnel
 // between the other nodes carries on, and no membership is lost.
 func TestMeshKillNode(t *testing.T) {
-	nodes := startMesh(t, 3, nil)
+	for _, db := range []string{dbSQLite, dbPostgres} {
+		t.Run(db, func(t *testing.T) { testMeshKillNode(t, db) })
+	}
+}
+
+func testMeshKillNode(t *testing.T, db string) {
+	nodes := startMeshOn(t, db, 3, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	ks := []feeds.KeyPair{newKey(t), newKey(t), newKey(t)}
@@ -484,5 +506,38 @@ func TestMeshSignIn(t *testing.T) {
 	}
 	if err := app.Async(ctx, &ok, httpauth.MethodSendSolution, su.SC, cc, httpauth.Sign(alice, room, su.SC, cc)); err == nil {
 		t.Fatal("replayed solution accepted through the mesh")
+	}
+}
+
+// TestMeshTunnelLimits: the per-key tunnel limit of the origin's node
+// counts forwarded tunnels as local ones.
+func TestMeshTunnelLimits(t *testing.T) {
+	nodes := startMesh(t, 2, func(_ int, c *Config) { c.MaxTunnelsPerKey = 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	a, c := mustDial(t, nodes[0].s, newKey(t)), mustDial(t, nodes[1].s, newKey(t))
+	if _, err := c.subscribe(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); len(nodes[0].s.att.Holders(c.kp.ID)) == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("node 1 did not learn c")
+		}
+	}
+	args := map[string]string{"portal": nodes[0].s.ID().String(), "target": c.kp.ID.String()}
+	_, out1, err := a.ep.Duplex(ctx, muxrpc.Method{"tunnel", "connect"}, args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out1.Close()
+	if _, err := c.acc.Accept(ctx); err != nil { // the first one reached c through the mesh
+		t.Fatal(err)
+	}
+	src2, _, err := a.ep.Duplex(ctx, muxrpc.Method{"tunnel", "connect"}, args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src2.Next(ctx); !strings.Contains(callErr(err), "at most 1 open tunnels per key") {
+		t.Fatalf("second forwarded tunnel over the per-key limit: %v", err)
 	}
 }

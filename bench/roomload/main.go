@@ -9,25 +9,38 @@
 //   - the room's RSS (VmRSS of its process) with all N attached;
 //
 //   - wrong views: clients whose view differs from the true set once
-//     the room is quiet (target 0).
+//     the room is quiet (target 0);
+//
+//   - CPU per connection: CPU-seconds (utime+stime from /proc/PID/stat)
+//     the room and this load tool spent from the first dial to the last
+//     client's state, divided by N, and the load-independent ceiling
+//     cores ÷ (room + client CPU per connection): on a machine shared
+//     with other work connections/s measures the load, the ceiling does
+//     not;
+//
+//   - with -debug-listen, the room's Go memory (heap in use, stacks,
+//     goroutines) with all N attached, from its pprof endpoint.
 //
 //     go run ./bench/roomload [-n 1000] [-c 8] [-runs 1]
 package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
-
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,8 +60,19 @@ func main() {
 	bin := flag.String("room", "", "room binary (default: go build ./cmd/room)")
 	keep := flag.Bool("keep", false, "keep the work directory")
 	debug := flag.String("debug-listen", "off", "the room's --debug-listen (metrics, pprof), e.g. 127.0.0.1:6061")
+	cpuProfile := flag.String("cpuprofile", "", "write this load tool's CPU profile here (the room's: -debug-listen and /debug/pprof/profile)")
 	flag.Parse()
 	log.SetFlags(0)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	work, err := os.MkdirTemp("", "roomload-")
@@ -82,7 +106,14 @@ type result struct {
 	Seconds      float64 `json:"seconds"`
 	ConnsPerSec  float64 `json:"conns_per_s"`
 	RoomRSSMB    float64 `json:"room_rss_mb"`
-	RoomCPUSec   float64 `json:"room_cpu_s"` // user+system CPU of the room process during the run
+	RoomCPUSec   float64 `json:"room_cpu_s"` // user+system CPU of the room process during the joins
+	RoomCPUms    float64 `json:"room_cpu_ms_per_conn"`
+	ClientCPUms  float64 `json:"client_cpu_ms_per_conn"` // this load tool's share
+	CeilingConns float64 `json:"ceiling_conns_per_s"`    // cores ÷ (room + client CPU per connection)
+	HeapInuseMB  float64 `json:"room_heap_inuse_mb,omitempty"`
+	StackMB      float64 `json:"room_stack_mb,omitempty"`
+	GoSysMB      float64 `json:"room_go_sys_mb,omitempty"`
+	Goroutines   int     `json:"room_goroutines,omitempty"`
 	WrongViews   int     `json:"wrong_views"`
 	SettleSecond float64 `json:"settle_s"`
 	Load         string  `json:"loadavg"`
@@ -141,7 +172,7 @@ func run(ctx context.Context, bin, repo string, n, conc int, debug string) (resu
 		if err != nil {
 			return res, err
 		}
-		clients[i] = &client{kp: kp, set: map[feeds.FeedRef]bool{}}
+		clients[i] = &client{kp: kp, name: kp.ID.String(), set: map[string]bool{}}
 	}
 	defer func() {
 		for _, c := range clients {
@@ -154,6 +185,7 @@ func run(ctx context.Context, bin, repo string, n, conc int, debug string) (resu
 	var wg sync.WaitGroup
 	var failed atomic.Int64
 	var firstErr atomic.Value
+	roomCPU0, selfCPU0 := cpuSeconds(cmd.Process.Pid), cpuSeconds(os.Getpid())
 	start := time.Now()
 	for _, c := range clients {
 		sem <- struct{}{}
@@ -170,6 +202,12 @@ func run(ctx context.Context, bin, repo string, n, conc int, debug string) (resu
 	wg.Wait()
 	res.Seconds = time.Since(start).Seconds()
 	res.ConnsPerSec = float64(n) / res.Seconds
+	res.RoomCPUSec = cpuSeconds(cmd.Process.Pid) - roomCPU0
+	res.RoomCPUms = 1000 * res.RoomCPUSec / float64(n)
+	res.ClientCPUms = 1000 * (cpuSeconds(os.Getpid()) - selfCPU0) / float64(n)
+	if per := res.RoomCPUms + res.ClientCPUms; per > 0 {
+		res.CeilingConns = float64(runtime.NumCPU()) * 1000 / per
+	}
 	if f := failed.Load(); f > 0 {
 		return res, fmt.Errorf("%d clients failed to join: %v", f, firstErr.Load())
 	}
@@ -191,7 +229,9 @@ func run(ctx context.Context, bin, repo string, n, conc int, debug string) (resu
 	}
 	res.SettleSecond = time.Since(settle).Seconds()
 	res.RoomRSSMB = rssMB(cmd.Process.Pid)
-	res.RoomCPUSec = cpuSeconds(cmd.Process.Pid)
+	if debug != "off" && debug != "" {
+		goMemory(debug, &res)
+	}
 	for _, c := range clients {
 		if c.errs.Load() > 0 {
 			res.WrongViews++
@@ -207,10 +247,32 @@ func secretstreamMainNet() (secretstream.AppKey, error) { return secretstream.Ma
 
 type client struct {
 	kp   feeds.KeyPair
+	name string // kp.ID as text
 	ep   *muxrpc.Endpoint
 	mu   sync.Mutex
-	set  map[feeds.FeedRef]bool
-	errs atomic.Int64 // duplicate joined / unknown left
+	set  map[string]bool
+	errs atomic.Int64 // duplicate joined / unknown left / bad event
+}
+
+// event parses a room.attendants event. The room's own encoding is
+// matched without encoding/json (the load tool's CPU per connection is
+// part of the measure, and decoding 500,000 events with reflection would
+// dominate it); anything else goes through encoding/json.
+func event(b []byte) (typ, id string, err error) {
+	for _, t := range []string{"joined", "left"} {
+		prefix := `{"type":"` + t + `","id":"`
+		if rest, ok := bytes.CutPrefix(b, []byte(prefix)); ok {
+			if v, ok := bytes.CutSuffix(rest, []byte(`"}`)); ok && bytes.IndexByte(v, '"') < 0 && bytes.IndexByte(v, '\\') < 0 {
+				return t, string(v), nil
+			}
+		}
+	}
+	var e struct {
+		Type string `json:"type"`
+		ID   string `json:"id"`
+	}
+	err = json.Unmarshal(b, &e)
+	return e.Type, e.ID, err
 }
 
 func (c *client) join(ctx context.Context, a feeds.Address, caps secretstream.AppKey) error {
@@ -227,12 +289,10 @@ func (c *client) join(ctx context.Context, a feeds.Address, caps secretstream.Ap
 	if err != nil {
 		return err
 	}
-	type ev struct {
+	var first struct {
 		Type string   `json:"type"`
-		ID   string   `json:"id"`
 		IDs  []string `json:"ids"`
 	}
-	var first ev
 	if err := src.Decode(dctx, &first); err != nil {
 		return fmt.Errorf("attendants state: %w", err)
 	}
@@ -241,34 +301,34 @@ func (c *client) join(ctx context.Context, a feeds.Address, caps secretstream.Ap
 	}
 	c.mu.Lock()
 	for _, s := range first.IDs {
-		if r, err := feeds.ParseFeedRef(s); err == nil {
-			c.set[r] = true
-		}
+		c.set[s] = true
 	}
 	c.mu.Unlock()
 	go func() {
 		for {
-			var e ev
-			if err := src.Decode(context.Background(), &e); err != nil {
+			b, err := src.Next(context.Background())
+			if err != nil {
 				return
 			}
-			r, err := feeds.ParseFeedRef(e.ID)
+			typ, id, err := event(b)
 			if err != nil {
 				c.errs.Add(1)
 				continue
 			}
 			c.mu.Lock()
-			switch e.Type {
+			switch typ {
 			case "joined":
-				if c.set[r] {
+				if c.set[id] {
 					c.errs.Add(1)
 				}
-				c.set[r] = true
+				c.set[id] = true
 			case "left":
-				if !c.set[r] {
+				if !c.set[id] {
 					c.errs.Add(1)
 				}
-				delete(c.set, r)
+				delete(c.set, id)
+			default:
+				c.errs.Add(1)
 			}
 			c.mu.Unlock()
 		}
@@ -283,11 +343,44 @@ func (c *client) complete(all []*client) bool {
 		return false
 	}
 	for _, o := range all {
-		if !c.set[o.kp.ID] {
+		if !c.set[o.name] {
 			return false
 		}
 	}
 	return true
+}
+
+// goMemory reads the room's runtime.MemStats (the tail of the heap
+// profile's debug text) and its goroutine count from its pprof endpoint.
+func goMemory(debug string, res *result) {
+	get := func(path string) string {
+		resp, err := http.Get("http://" + debug + path)
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	stat := func(text, name string) float64 {
+		i := strings.Index(text, "# "+name+" = ")
+		if i < 0 {
+			return 0
+		}
+		f := strings.Fields(text[i+len(name)+5:])
+		if len(f) == 0 {
+			return 0
+		}
+		v, _ := strconv.ParseFloat(f[0], 64)
+		return v / (1 << 20)
+	}
+	heap := get("/debug/pprof/heap?debug=1")
+	res.HeapInuseMB, res.StackMB, res.GoSysMB = stat(heap, "HeapInuse"), stat(heap, "Stack"), stat(heap, "Sys")
+	if g := get("/debug/pprof/goroutine?debug=1"); g != "" {
+		if rest, ok := strings.CutPrefix(g, "goroutine profile: total "); ok {
+			res.Goroutines, _ = strconv.Atoi(strings.Fields(rest)[0])
+		}
+	}
 }
 
 func rssMB(pid int) float64 {

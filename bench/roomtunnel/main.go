@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"syscall"
@@ -34,8 +35,19 @@ func main() {
 	n := flag.Int("n", 10_000, "messages")
 	runs := flag.Int("runs", 3, "runs of each case (median printed)")
 	mode := flag.String("mode", "ebt", "replication: ebt or legacy")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (the room and its splices) here")
 	flag.Parse()
 	log.SetFlags(0)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	kit, err := interop.KitDir()

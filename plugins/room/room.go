@@ -237,14 +237,6 @@ func (p *Plugin) leave(ctx context.Context, req *muxrpc.Request) (any, error) {
 	return true, nil
 }
 
-func eventJSON(ev Event) json.RawMessage {
-	typ := "left"
-	if ev.Joined {
-		typ = "joined"
-	}
-	return json.RawMessage(`{"type":"` + typ + `","id":"` + ev.ID.String() + `"}`)
-}
-
 func idStrings(ids []feeds.FeedRef) []string {
 	out := make([]string, len(ids))
 	for i, id := range ids {
@@ -257,31 +249,54 @@ func idStrings(ids []feeds.FeedRef) []string {
 // respect to other changes: the state it gets includes itself.
 func (p *Plugin) subscribe(id feeds.FeedRef, ep *muxrpc.Endpoint) ([]feeds.FeedRef, *Subscription) {
 	p.o.Att.Join(id, ep)
-	return p.o.Att.Subscribe(func() {
+	return p.o.Att.Subscribe(p.overflow(id, ep))
+}
+
+func (p *Plugin) overflow(id feeds.FeedRef, ep *muxrpc.Endpoint) func() {
+	return func() {
 		p.o.Logger.Info("attendant dropped: too slow to read room events", "peer", id.String())
 		p.o.OnDrop("queue-full")
 		_ = ep.Close()
-	})
+	}
+}
+
+// perSubscriber and maxBatch bound the writes a room makes for attendant
+// events. Every batch is one write (a syscall, a wake-up and a read for
+// the peer) per subscriber, so with n subscribers and a steady stream of
+// joins the room makes n writes per batch delay. The delay therefore
+// grows with n (200 µs per subscriber: 5,000 writes/s at most, whatever
+// the size of the room; 1,000 subscribers hear of changes within 200 ms)
+// while a small room still hears of them within one Batch. It never
+// exceeds maxBatch.
+const (
+	perSubscriber = time.Second / 5000
+	maxBatch      = time.Second
+)
+
+// batchDelay is how long a subscriber gathers events before writing them
+// when subs subscribers are listening.
+func batchDelay(batch time.Duration, subs int) time.Duration {
+	return min(max(batch, time.Duration(subs)*perSubscriber), max(batch, maxBatch))
 }
 
 // pump writes the subscription's events with write(batch) until the
 // stream or the connection ends.
-func pump(ctx context.Context, out *muxrpc.Sink, sub *Subscription, batch time.Duration, write func([]Event) error) error {
+func pump(ctx context.Context, out *muxrpc.Sink, sub *Subscription, batch time.Duration, write func([]Event, [][]byte) error) error {
 	for {
 		select {
 		case <-sub.Wait():
 			if batch > 0 {
 				// Let a burst gather: one write (and one flush) for many
 				// events instead of one per event per subscriber.
-				t := time.NewTimer(batch)
+				t := time.NewTimer(batchDelay(batch, sub.a.Subscribers()))
 				select {
 				case <-t.C:
 				case <-ctx.Done():
 				}
 				t.Stop()
 			}
-			if evs := sub.Take(); len(evs) > 0 {
-				if err := write(evs); err != nil {
+			if evs, js := sub.TakeJSON(); len(evs) > 0 {
+				if err := write(evs, js); err != nil {
 					return nil // the stream or connection is gone
 				}
 			}
@@ -300,21 +315,16 @@ func (p *Plugin) attendants(ctx context.Context, req *muxrpc.Request, out *muxrp
 	if err != nil {
 		return err
 	}
-	state, sub := p.subscribe(id, req.Endpoint)
+	p.o.Att.Join(id, req.Endpoint)
+	state, sub := p.o.Att.SubscribeJSON(p.overflow(id, req.Endpoint))
 	defer sub.Close()
-	if err := out.Write(struct {
-		Type string   `json:"type"`
-		IDs  []string `json:"ids"`
-	}{"state", idStrings(state)}); err != nil {
+	if err := out.WriteRaw(muxrpc.FlagJSON, state); err != nil {
 		return nil
 	}
-	return pump(ctx, out, sub, p.o.Batch, func(evs []Event) error {
-		for _, ev := range evs {
-			if err := out.Write(eventJSON(ev)); err != nil {
-				return err
-			}
-		}
-		return nil
+	return pump(ctx, out, sub, p.o.Batch, func(_ []Event, js [][]byte) error {
+		// Every subscriber sends the same bytes, encoded once, and a
+		// batch leaves in one write.
+		return out.WriteRawAll(muxrpc.FlagJSON, js)
 	})
 }
 
@@ -340,7 +350,7 @@ func (p *Plugin) endpoints(ctx context.Context, req *muxrpc.Request, out *muxrpc
 	if err := out.Write(list()); err != nil {
 		return nil
 	}
-	return pump(ctx, out, sub, p.o.Batch, func(evs []Event) error {
+	return pump(ctx, out, sub, p.o.Batch, func(evs []Event, _ [][]byte) error {
 		for _, ev := range evs {
 			if ev.Joined {
 				set[ev.ID] = struct{}{}

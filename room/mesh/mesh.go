@@ -349,7 +349,9 @@ func (n *Node) runLink(ctx context.Context, addr string) (up bool, err error) {
 	defer n.untrack(raw)
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ep := muxrpc.NewEndpoint(lctx, sc, n.mux, muxrpc.Options{RemoteKey: sc.RemoteKey(), Logger: n.o.RPCLogger})
+	rc := &readClock{Conn: sc}
+	rc.touch()
+	ep := muxrpc.NewEndpoint(lctx, rc, n.mux, muxrpc.Options{RemoteKey: sc.RemoteKey(), Logger: n.o.RPCLogger})
 	defer ep.Close()
 	var hb json.RawMessage
 	hctx, hcancel := context.WithTimeout(lctx, n.o.HandshakeTimeout)
@@ -389,7 +391,7 @@ func (n *Node) runLink(ctx context.Context, addr string) (up bool, err error) {
 		n.o.Att.RemoteDrop(name)
 		n.m.links.Dec()
 	}()
-	go n.pingLoop(lctx, ep, cancel)
+	go n.pingLoop(lctx, ep, rc, cancel)
 	for {
 		b, err := src.Next(lctx)
 		if err != nil {
@@ -413,10 +415,14 @@ func (n *Node) runLink(ctx context.Context, addr string) (up bool, err error) {
 // nodeKey names a far node in the attendant set.
 func nodeKey(id string) string { return "mesh:" + id }
 
-// pingLoop pings the link every interval and ends it (cancel) when a ping
-// gets no answer within two intervals.
-func (n *Node) pingLoop(ctx context.Context, ep *muxrpc.Endpoint, cancel func()) {
-	t := time.NewTicker(n.o.PingInterval)
+// pingLoop measures the link's round-trip time and ends the link
+// (cancel) when the far node has sent nothing at all, not even the
+// answer to a ping, for three intervals. A busy link (a burst of
+// attendant events) is alive as long as bytes arrive, however slow the
+// ping's answer.
+func (n *Node) pingLoop(ctx context.Context, ep *muxrpc.Endpoint, rc *readClock, cancel func()) {
+	iv := n.o.PingInterval
+	t := time.NewTicker(iv)
 	defer t.Stop()
 	for {
 		select {
@@ -428,20 +434,41 @@ func (n *Node) pingLoop(ctx context.Context, ep *muxrpc.Endpoint, cancel func())
 		case <-t.C:
 		}
 		start := time.Now()
-		pctx, pcancel := context.WithTimeout(ctx, 2*n.o.PingInterval)
+		pctx, pcancel := context.WithTimeout(ctx, 2*iv)
 		var ms int64
 		err := ep.Async(pctx, &ms, MethodPing)
 		pcancel()
 		if ctx.Err() != nil {
 			return
 		}
-		if err != nil {
-			n.log.Warn("mesh link: no answer to ping, closing it", "err", err)
+		if err == nil {
+			n.m.rtt.Observe(time.Since(start).Seconds())
+			continue
+		}
+		if silent := time.Since(rc.lastRead()); silent >= 3*iv {
+			n.log.Warn("mesh link: nothing received, closing it", "silent-for", silent.Round(time.Millisecond), "err", err)
 			cancel()
 			return
 		}
-		n.m.rtt.Observe(time.Since(start).Seconds())
 	}
+}
+
+// readClock records when the connection last read something.
+type readClock struct {
+	net.Conn
+	last atomic.Int64 // unix nanos
+}
+
+func (c *readClock) touch() { c.last.Store(time.Now().UnixNano()) }
+
+func (c *readClock) lastRead() time.Time { return time.Unix(0, c.last.Load()) }
+
+func (c *readClock) Read(p []byte) (int, error) {
+	k, err := c.Conn.Read(p)
+	if k > 0 {
+		c.touch()
+	}
+	return k, err
 }
 
 // services are what a node serves to the other nodes.

@@ -109,6 +109,7 @@ type Denied struct {
 type DB struct {
 	sql *sql.DB
 	now func() time.Time
+	acc access // cached mode, roles and denied keys (cache.go)
 }
 
 // migrations are applied in order; user_version is the number applied.
@@ -165,7 +166,10 @@ func OpenSQLite(ctx context.Context, path string, o Options) (*DB, error) {
 	} else {
 		f.Close()
 	}
-	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
+	// Transactions take the write lock when they begin (_txlock=immediate):
+	// one that read first and wrote later would fail with SQLITE_BUSY,
+	// without waiting, when another connection wrote in between.
+	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 	sdb, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open room database %s: %w", path, err)
@@ -187,7 +191,10 @@ func OpenSQLite(ctx context.Context, path string, o Options) (*DB, error) {
 }
 
 // Close closes the database.
-func (db *DB) Close() error { return db.sql.Close() }
+func (db *DB) Close() error {
+	db.acc.close()
+	return db.sql.Close()
+}
 
 // SchemaVersion returns the number of migrations applied.
 func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
@@ -248,6 +255,14 @@ func (db *DB) tx(ctx context.Context, f func(*sql.Tx) error) error {
 
 // Mode returns the stored privacy mode.
 func (db *DB) Mode(ctx context.Context) (Mode, error) {
+	a, err := db.access(ctx)
+	if err != nil {
+		return "", err
+	}
+	return a.mode, nil
+}
+
+func (db *DB) readMode(ctx context.Context) (Mode, error) {
 	var s string
 	if err := db.sql.QueryRowContext(ctx, `SELECT value FROM config WHERE key = 'mode'`).Scan(&s); err != nil {
 		return "", fmt.Errorf("read mode: %w", err)
@@ -260,7 +275,7 @@ func (db *DB) SetMode(ctx context.Context, m Mode) error {
 	if _, err := ParseMode(string(m)); err != nil {
 		return err
 	}
-	if _, err := db.sql.ExecContext(ctx, `INSERT INTO config(key, value) VALUES ('mode', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`, string(m)); err != nil {
+	if _, err := db.exec(ctx, `INSERT INTO config(key, value) VALUES ('mode', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`, string(m)); err != nil {
 		return fmt.Errorf("set mode: %w", err)
 	}
 	return nil
@@ -271,7 +286,7 @@ func (db *DB) AddMember(ctx context.Context, id feeds.FeedRef, role Role) error 
 	if _, err := ParseRole(string(role)); err != nil {
 		return err
 	}
-	_, err := db.sql.ExecContext(ctx, `INSERT INTO members(id, role, created) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET role = excluded.role`,
+	_, err := db.exec(ctx, `INSERT INTO members(id, role, created) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET role = excluded.role`,
 		id.String(), string(role), db.now().Unix())
 	if err != nil {
 		return fmt.Errorf("add member %s: %w", id, err)
@@ -284,7 +299,7 @@ func (db *DB) SetRole(ctx context.Context, id feeds.FeedRef, role Role) error {
 	if _, err := ParseRole(string(role)); err != nil {
 		return err
 	}
-	res, err := db.sql.ExecContext(ctx, `UPDATE members SET role = ? WHERE id = ?`, string(role), id.String())
+	res, err := db.exec(ctx, `UPDATE members SET role = ? WHERE id = ?`, string(role), id.String())
 	if err != nil {
 		return fmt.Errorf("set role of %s: %w", id, err)
 	}
@@ -293,7 +308,7 @@ func (db *DB) SetRole(ctx context.Context, id feeds.FeedRef, role Role) error {
 
 // RemoveMember removes a member and its aliases.
 func (db *DB) RemoveMember(ctx context.Context, id feeds.FeedRef) error {
-	res, err := db.sql.ExecContext(ctx, `DELETE FROM members WHERE id = ?`, id.String())
+	res, err := db.exec(ctx, `DELETE FROM members WHERE id = ?`, id.String())
 	if err != nil {
 		return fmt.Errorf("remove member %s: %w", id, err)
 	}
@@ -302,6 +317,15 @@ func (db *DB) RemoveMember(ctx context.Context, id feeds.FeedRef) error {
 
 // Role returns the role of id; ok is false for a non-member.
 func (db *DB) Role(ctx context.Context, id feeds.FeedRef) (role Role, ok bool, err error) {
+	a, err := db.access(ctx)
+	if err != nil {
+		return "", false, err
+	}
+	role, ok = a.roles[id]
+	return role, ok, nil
+}
+
+func (db *DB) readRole(ctx context.Context, id feeds.FeedRef) (role Role, ok bool, err error) {
 	var s string
 	err = db.sql.QueryRowContext(ctx, `SELECT role FROM members WHERE id = ?`, id.String()).Scan(&s)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -387,7 +411,7 @@ func (db *DB) CreateInvite(ctx context.Context, createdBy *feeds.FeedRef, uses i
 		by = createdBy.String()
 		inv.CreatedBy = createdBy.String()
 	}
-	res, err := db.sql.ExecContext(ctx, `INSERT INTO invites(hash, created_by, uses, expires, created) VALUES (?, ?, ?, ?, ?)`,
+	res, err := db.exec(ctx, `INSERT INTO invites(hash, created_by, uses, expires, created) VALUES (?, ?, ?, ?, ?)`,
 		inviteHash(raw[:]), by, uses, inv.Expires.Unix(), inv.Created.Unix())
 	if err != nil {
 		return "", inv, fmt.Errorf("create invite: %w", err)
@@ -454,7 +478,7 @@ func (db *DB) Invites(ctx context.Context) ([]Invite, error) {
 
 // RevokeInvite deletes an invite by its id.
 func (db *DB) RevokeInvite(ctx context.Context, id int64) error {
-	res, err := db.sql.ExecContext(ctx, `DELETE FROM invites WHERE id = ?`, id)
+	res, err := db.exec(ctx, `DELETE FROM invites WHERE id = ?`, id)
 	if err != nil {
 		return fmt.Errorf("revoke invite %d: %w", id, err)
 	}
@@ -489,9 +513,9 @@ func (db *DB) RevokeAlias(ctx context.Context, name string, owner *feeds.FeedRef
 	var res sql.Result
 	var err error
 	if owner != nil {
-		res, err = db.sql.ExecContext(ctx, `DELETE FROM aliases WHERE name = ? AND owner = ?`, name, owner.String())
+		res, err = db.exec(ctx, `DELETE FROM aliases WHERE name = ? AND owner = ?`, name, owner.String())
 	} else {
-		res, err = db.sql.ExecContext(ctx, `DELETE FROM aliases WHERE name = ?`, name)
+		res, err = db.exec(ctx, `DELETE FROM aliases WHERE name = ?`, name)
 	}
 	if err != nil {
 		return fmt.Errorf("revoke alias %q: %w", name, err)
@@ -529,7 +553,7 @@ func (db *DB) Aliases(ctx context.Context, owner *feeds.FeedRef) ([]Alias, error
 
 // Deny adds id to the denied keys.
 func (db *DB) Deny(ctx context.Context, id feeds.FeedRef, comment string) error {
-	_, err := db.sql.ExecContext(ctx, `INSERT INTO denied(id, comment, created) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET comment = excluded.comment`, id.String(), comment, db.now().Unix())
+	_, err := db.exec(ctx, `INSERT INTO denied(id, comment, created) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET comment = excluded.comment`, id.String(), comment, db.now().Unix())
 	if err != nil {
 		return fmt.Errorf("deny %s: %w", id, err)
 	}
@@ -538,7 +562,7 @@ func (db *DB) Deny(ctx context.Context, id feeds.FeedRef, comment string) error 
 
 // Undeny removes id from the denied keys.
 func (db *DB) Undeny(ctx context.Context, id feeds.FeedRef) error {
-	res, err := db.sql.ExecContext(ctx, `DELETE FROM denied WHERE id = ?`, id.String())
+	res, err := db.exec(ctx, `DELETE FROM denied WHERE id = ?`, id.String())
 	if err != nil {
 		return fmt.Errorf("undeny %s: %w", id, err)
 	}
@@ -547,6 +571,14 @@ func (db *DB) Undeny(ctx context.Context, id feeds.FeedRef) error {
 
 // IsDenied reports whether id is denied.
 func (db *DB) IsDenied(ctx context.Context, id feeds.FeedRef) (bool, error) {
+	a, err := db.access(ctx)
+	if err != nil {
+		return false, err
+	}
+	return a.denied[id], nil
+}
+
+func (db *DB) readDenied(ctx context.Context, id feeds.FeedRef) (bool, error) {
 	var n int
 	if err := db.sql.QueryRowContext(ctx, `SELECT count(*) FROM denied WHERE id = ?`, id.String()).Scan(&n); err != nil {
 		return false, fmt.Errorf("look up denied %s: %w", id, err)

@@ -108,7 +108,7 @@ func (db *DB) Session(ctx context.Context, token string) (Session, error) {
 
 // EndSession ends one session (sign-out in the browser).
 func (db *DB) EndSession(ctx context.Context, token string) error {
-	if _, err := db.sql.ExecContext(ctx, `DELETE FROM sessions WHERE hash = ?`, tokenHash(token)); err != nil {
+	if _, err := db.exec(ctx, `DELETE FROM sessions WHERE hash = ?`, tokenHash(token)); err != nil {
 		return fmt.Errorf("end session: %w", err)
 	}
 	return nil
@@ -117,7 +117,7 @@ func (db *DB) EndSession(ctx context.Context, token string) error {
 // EndSessions ends every session of member (httpAuth.invalidateAllSolutions)
 // and returns how many there were.
 func (db *DB) EndSessions(ctx context.Context, member feeds.FeedRef) (int, error) {
-	res, err := db.sql.ExecContext(ctx, `DELETE FROM sessions WHERE member = ?`, member.String())
+	res, err := db.exec(ctx, `DELETE FROM sessions WHERE member = ?`, member.String())
 	if err != nil {
 		return 0, fmt.Errorf("end sessions of %s: %w", member, err)
 	}
@@ -146,7 +146,7 @@ func (db *DB) SetLanding(ctx context.Context, text string) error {
 	if len(text) > MaxLandingLen {
 		return fmt.Errorf("landing text: longer than %d bytes", MaxLandingLen)
 	}
-	if _, err := db.sql.ExecContext(ctx, `INSERT INTO config(key, value) VALUES ('landing', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`, text); err != nil {
+	if _, err := db.exec(ctx, `INSERT INTO config(key, value) VALUES ('landing', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`, text); err != nil {
 		return fmt.Errorf("set landing text: %w", err)
 	}
 	return nil
