@@ -5,7 +5,10 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
+	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -13,21 +16,43 @@ import (
 	"github.com/cask-ssb/cask/sbot"
 )
 
+// floodBuffer is the socket send and receive buffer size the flood
+// test's proxy asks for (SO_SNDBUF and SO_RCVBUF; Linux doubles it for its
+// bookkeeping, so about this much is data). 16 KiB is far below what one
+// EBT sender batch (256 messages or 256 KiB) or a muxrpc writer flush
+// puts on the wire, so every batch meets a full window and back-pressure
+// reaches both daemons' writers at once. 4 KiB receive windows are not
+// used: below a quarter of loopback's 64 KiB segment size the receiver's
+// silly-window avoidance holds every window update for a delayed
+// acknowledgement, and loopback TCP then moved about 80 KB/s (17× slower
+// than at 16 KiB), which measures the kernel, not the daemons.
+const floodBuffer = 16 << 10
+
 // smallBufferProxy forwards TCP connections from a loopback port to
-// target with 4 KiB send buffers on both of its sockets and 4 KiB
-// copies, so that a side that stops reading stalls the other at once
-// (nothing much is buffered in between). Receive buffers keep their
-// default: with 4 KiB receive windows Linux loopback TCP moves about
-// 80 KB/s (the window waits for delayed acknowledgements), which would
-// measure the kernel, not the daemons. It returns its address; the
-// test's cleanup stops it.
+// target with floodBuffer send and receive buffers on both of its sockets
+// (set before the handshake, so the window is small from the start) and
+// copies of floodBuffer bytes, so that a side that stops reading stalls
+// the other at once (little is buffered in between). It returns its
+// address; the test's cleanup stops it.
 func smallBufferProxy(t testing.TB, target string) string {
 	t.Helper()
-	const size = 4 << 10
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	const size = floodBuffer
+	small := func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = errors.Join(
+				syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, size),
+				syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF, size))
+		})
+		return errors.Join(err, serr)
+	}
+	// Accepted sockets inherit the listener's buffer sizes.
+	lc := net.ListenConfig{Control: small}
+	l, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	dialer := net.Dialer{Control: small}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var open []net.Conn
@@ -35,11 +60,6 @@ func smallBufferProxy(t testing.TB, target string) string {
 		mu.Lock()
 		open = append(open, c)
 		mu.Unlock()
-	}
-	small := func(c net.Conn) {
-		tc := c.(*net.TCPConn)
-		_ = tc.SetWriteBuffer(size)
-		track(c)
 	}
 	pipe := func(dst, src net.Conn) {
 		defer wg.Done()
@@ -54,13 +74,13 @@ func smallBufferProxy(t testing.TB, target string) string {
 			if err != nil {
 				return
 			}
-			small(c)
-			d, err := net.Dial("tcp", target)
+			track(c)
+			d, err := dialer.Dial("tcp", target)
 			if err != nil {
 				c.Close()
 				continue
 			}
-			small(d)
+			track(d)
 			wg.Add(2)
 			go pipe(d, c)
 			go pipe(c, d)
@@ -78,16 +98,30 @@ func smallBufferProxy(t testing.TB, target string) string {
 	return l.Addr().String()
 }
 
-// TestTwoDaemonFloodBothWays: two daemons each hold a feed of 50,000
-// messages and replicate both ways at once, over TCP through a proxy
-// with 4 KiB send buffers and 4 KiB copies. Neither side may stall (a session that wrote notes from its
-// reading loop, or held its lock across a write, could deadlock here),
-// and both end with everything.
-func TestTwoDaemonFloodBothWays(t *testing.T) {
-	n := 50000
-	if testing.Short() {
-		n = 5000
+// floodSize is the flood test's messages per direction: 10,000 (1,000
+// with -short), or CASK_FLOOD_N (the full size is 50,000:
+// CASK_FLOOD_N=50000 go test -race -run TestTwoDaemonFloodBothWays ./sbot/).
+func floodSize(t testing.TB) int {
+	if v := os.Getenv("CASK_FLOOD_N"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("CASK_FLOOD_N=%q: want a positive number of messages", v)
+		}
+		return n
 	}
+	if testing.Short() {
+		return 1000
+	}
+	return 10000
+}
+
+// TestTwoDaemonFloodBothWays: two daemons each hold a feed of floodSize
+// messages and replicate both ways at once, over TCP through a proxy with
+// 16 KiB send and receive buffers. Neither side may stall (a session that
+// wrote notes from its reading loop, or held its lock across a write,
+// could deadlock here), and both end with everything.
+func TestTwoDaemonFloodBothWays(t *testing.T) {
+	n := floodSize(t)
 	// The two feeds are signed at once (one core each).
 	repoA, repoB := t.TempDir(), t.TempDir()
 	var authorsA, authorsB []feeds.KeyPair
@@ -116,7 +150,7 @@ func TestTwoDaemonFloodBothWays(t *testing.T) {
 	}
 	// No stall: progress at least every 20 s, whatever the load.
 	var lastA, lastB int64
-	lastMove := time.Now()
+	lastMove, lastLog := time.Now(), time.Now()
 	for {
 		gotA, _, _, errA := b.Store().Latest(aID)
 		gotB, _, _, errB := a.Store().Latest(bID)
@@ -129,13 +163,17 @@ func TestTwoDaemonFloodBothWays(t *testing.T) {
 		if gotA != lastA || gotB != lastB {
 			lastA, lastB, lastMove = gotA, gotB, time.Now()
 		}
+		if time.Since(lastLog) > 30*time.Second {
+			lastLog = time.Now()
+			t.Logf("after %s: b holds %d of a's %d, a holds %d of b's %d", time.Since(t0).Round(time.Second), gotA, n, gotB, n)
+		}
 		if time.Since(lastMove) > 20*time.Second {
 			t.Fatalf("replication stalled: b holds %d of a's %d, a holds %d of b's %d, nothing moved for 20 s", gotA, n, gotB, n)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	took := time.Since(t0)
-	t.Logf("%d messages each way through 4 KiB buffers in %s (%.0f msgs/s in all)", n, took.Round(time.Millisecond), float64(2*n)/took.Seconds())
+	t.Logf("%d messages each way through %d KiB buffers in %s (%.0f msgs/s in all)", n, floodBuffer>>10, took.Round(time.Millisecond), float64(2*n)/took.Seconds())
 	// Identical copies, spot-checked.
 	for _, seq := range []int64{1, int64(n / 2), int64(n)} {
 		for _, f := range [...]struct {

@@ -12,7 +12,7 @@ trap 'rm -rf "$tmp"' EXIT
 # node and no npm.
 nonode=$tmp/bin-nonode
 mkdir -p "$nonode"
-for tool in bash sh env make dirname basename touch cat mkdir rm ls grep sed tr head tail; do
+for tool in bash sh env make dirname basename touch cat mkdir rm ls grep sed tr head tail cmp cp readlink; do
   p=$(command -v "$tool") || { echo "FAIL: $tool not found"; exit 1; }
   ln -s "$p" "$nonode/$tool"
 done

@@ -2,8 +2,9 @@
 # Prepares the JS interop harness for the Go tests and prints its path.
 #
 # The kit is interop/js in this repository ($SSB_INTEROP_DIR overrides it).
-# When its node_modules is missing or older than package-lock.json, this runs
-# `npm ci` there. It exits non-zero with a message saying what to do when
+# When its node_modules is missing or was not installed from the current
+# package-lock.json, this runs `npm ci` there (never through a symlinked
+# node_modules). It exits non-zero with a message saying what to do when
 # Node.js or npm is missing, too old, or the install fails: `make test` stops
 # then instead of running the interop tests against nothing.
 #
@@ -28,13 +29,21 @@ major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null) ||
   fail "node on PATH ($(command -v node)) does not run"
 [ "$major" -ge 18 ] 2>/dev/null || fail "node $(node --version) is too old"
 
-if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+# node_modules is current when it holds a copy of the lockfile it was
+# installed from (written below after npm ci): comparing contents, not
+# mtimes, keeps a fresh checkout or a git worktree from reinstalling.
+stamp=$dir/node_modules/.cask-package-lock.json
+if [ ! -d "$dir/node_modules" ] || ! cmp -s "$dir/package-lock.json" "$stamp"; then
+  if [ -L "$dir/node_modules" ]; then
+    # npm ci would empty the directory the link points at (another checkout's kit).
+    fail "$dir/node_modules is a symlink to $(readlink "$dir/node_modules") whose install does not match $dir/package-lock.json; refusing to run npm ci through it: remove the link (rm $dir/node_modules) and run make test again"
+  fi
   command -v npm >/dev/null 2>&1 || fail "npm not found on PATH (needed to install $dir/node_modules)"
   echo "interop kit: npm ci in $dir" >&2
   if ! (cd "$dir" && npm ci --no-audit --no-fund >&2); then
     fail "npm ci failed in $dir (see npm's output above; it needs the npm registry once)"
   fi
-  touch "$dir/node_modules"
+  cp "$dir/package-lock.json" "$stamp"
 fi
 
 # A cheap check that the install is usable: the packages the scripts load.

@@ -142,6 +142,23 @@ func runImport(ctx context.Context, o importOptions) error {
 	sum := importSummary{Via: via}
 	authors := map[feeds.FeedRef]struct{}{}
 	prog := newProgress(o.stderr, "import", o.progress)
+	// The append of one chunk runs while the next is read and checked
+	// (signatures on every core): at most one is in flight, so chunks are
+	// stored in input order. waitAppend waits for it; every way out of
+	// the loop waits, so nothing acknowledged is left behind.
+	var inflight chan error
+	waitAppend := func() error {
+		if inflight == nil {
+			return nil
+		}
+		err := <-inflight
+		inflight = nil
+		return err
+	}
+	fail := func(err error) error {
+		stopReader()
+		return fmt.Errorf("import: %w (messages acknowledged before this are stored; run import again to continue)", err)
+	}
 	for chunk := range chunks {
 		// A line that is not JSON ends the import; what precedes it is
 		// still checked and stored.
@@ -153,9 +170,17 @@ func runImport(ctx context.Context, o importOptions) error {
 				break
 			}
 		}
-		if err := importChunkLines(ctx, app, cc, chunk); err != nil {
-			stopReader()
-			return fmt.Errorf("import: %w (messages acknowledged before this are stored; run import again to continue)", err)
+		valid, err := importChunkLines(ctx, app, cc, chunk, waitAppend)
+		if err != nil {
+			_ = waitAppend() // the error above is the first one
+			return fail(err)
+		}
+		if err := waitAppend(); err != nil {
+			return fail(err)
+		}
+		if len(valid) > 0 {
+			inflight = make(chan error, 1)
+			go func(ch chan<- error) { ch <- app.append(ctx, valid) }(inflight)
 		}
 		for i := range chunk {
 			l := &chunk[i]
@@ -178,6 +203,9 @@ func runImport(ctx context.Context, o importOptions) error {
 		}
 		prog.update(sum.Messages, sum.Imported)
 		if bad != nil {
+			if err := waitAppend(); err != nil {
+				return fail(err)
+			}
 			stopReader()
 			sum.Feeds = len(authors)
 			enc.Encode(sum)
@@ -187,6 +215,9 @@ func runImport(ctx context.Context, o importOptions) error {
 			}
 			return usageErr("import: %s line %d: %w; import stopped there, the %d messages before it were stored", name, bad.line, bad.err, sum.Imported)
 		}
+	}
+	if err := waitAppend(); err != nil {
+		return fail(err)
 	}
 	prog.done(sum.Messages, sum.Imported)
 	sum.Feeds = len(authors)
@@ -207,12 +238,16 @@ func runImport(ctx context.Context, o importOptions) error {
 	return nil
 }
 
-// importChunkLines classifies every line of chunk (err nil = stored now,
-// errDuplicate, or why it is invalid) and stores the valid ones.
+// importChunkLines classifies every line of chunk (err nil = to be stored
+// now, errDuplicate, or why it is invalid) and returns the valid ones,
+// for the caller to append.
 //
 // Invariant: at the start of a chunk, every feed state of cc equals the
-// stored head of that feed, since everything accepted before was stored.
-func importChunkLines(ctx context.Context, app appender, cc *chainChecker, chunk []inputLine) error {
+// head of that feed once the previous chunk's append (if one is in
+// flight) is done, since everything accepted before was handed to it.
+// waitAppend waits for that append; it is called before the store is
+// read for messages at or below a feed's head, which may be in it.
+func importChunkLines(ctx context.Context, app appender, cc *chainChecker, chunk []inputLine, waitAppend func() error) ([]*classic.Message, error) {
 	// 1. Messages at or below a feed's stored head: the same id is a
 	// duplicate, another id a fork.
 	type span struct{ lo, hi int64 }
@@ -225,7 +260,7 @@ func importChunkLines(ctx context.Context, app appender, cc *chainChecker, chunk
 		}
 		st, err := cc.state(ctx, l.msg.Author)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if st == nil || l.msg.Sequence > st.Sequence {
 			continue
@@ -239,10 +274,15 @@ func importChunkLines(ctx context.Context, app appender, cc *chainChecker, chunk
 		s.lo, s.hi = min(s.lo, l.msg.Sequence), max(s.hi, l.msg.Sequence)
 	}
 	stored := map[feedSeq]feeds.MessageRef{}
+	if len(order) > 0 {
+		if err := waitAppend(); err != nil {
+			return nil, err
+		}
+	}
 	for _, a := range order {
 		keys, err := app.storedKeys(ctx, a, spans[a].lo, spans[a].hi)
 		if err != nil {
-			return fmt.Errorf("read stored messages of %s: %w", a, err)
+			return nil, fmt.Errorf("read stored messages of %s: %w", a, err)
 		}
 		for seq, k := range keys {
 			stored[feedSeq{a, seq}] = k
@@ -258,7 +298,7 @@ func importChunkLines(ctx context.Context, app appender, cc *chainChecker, chunk
 		}
 		switch k, ok := stored[feedSeq{l.msg.Author, l.msg.Sequence}]; {
 		case !ok:
-			return fmt.Errorf("sequence %d of %s is missing from the store below its head", l.msg.Sequence, l.msg.Author)
+			return nil, fmt.Errorf("sequence %d of %s is missing from the store below its head", l.msg.Sequence, l.msg.Author)
 		case k == l.msg.Key:
 			l.err = errDuplicate
 		default:
@@ -272,7 +312,7 @@ func importChunkLines(ctx context.Context, app appender, cc *chainChecker, chunk
 		checked[i] = chunk[i].err == nil
 	}
 	if err := cc.check(ctx, chunk); err != nil {
-		return err
+		return nil, err
 	}
 
 	// 3. A message repeated in the input is a duplicate, not an error.
@@ -291,7 +331,7 @@ func importChunkLines(ctx context.Context, app appender, cc *chainChecker, chunk
 			l.err = errDuplicate
 		}
 	}
-	return app.append(ctx, valid)
+	return valid, nil
 }
 
 // storeAppender writes to a store opened offline.

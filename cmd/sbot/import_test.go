@@ -142,6 +142,32 @@ func TestImportCLI(t *testing.T) {
 		})
 	})
 
+	// The append of a chunk runs while the next one is checked: a chunk
+	// that repeats messages of the one before must find them stored
+	// (duplicates), not missing below their feed's head.
+	t.Run("next chunk repeats the previous one", func(t *testing.T) {
+		if n < 2*importChunk {
+			t.Fatalf("the fixture has %d lines, want at least %d", n, 2*importChunk)
+		}
+		const rep = 20
+		lines := append(append(append([]string{}, fx.lines[:importChunk]...), fx.lines[importChunk-rep:importChunk]...), fx.lines[importChunk:2*importChunk]...)
+		in := writeLines(t, t.TempDir(), "repeat.jsonl", lines)
+		repo := filepath.Join(t.TempDir(), "repo")
+		res, out := importRun(t, nil, nil, "--repo", repo, in)
+		if res.code != 0 {
+			t.Fatalf("exit %d: %s", res.code, res.stderr)
+		}
+		got := importSummaryOf(t, out)
+		if got.Messages != 2*importChunk+rep || got.Imported != 2*importChunk || got.Duplicate != rep || got.Invalid != 0 {
+			t.Errorf("summary %+v, want %d read, %d imported, %d duplicates", got, 2*importChunk+rep, 2*importChunk, rep)
+		}
+		withStore(t, repo, func(st *store.Store) {
+			if msgs, _ := st.Count(); msgs != 2*importChunk {
+				t.Errorf("store holds %d messages, want %d", msgs, 2*importChunk)
+			}
+		})
+	})
+
 	t.Run("SSB_REPO and stdin", func(t *testing.T) {
 		repo := filepath.Join(t.TempDir(), "envrepo")
 		f := newTestFeed(t, 20, 3)
