@@ -3,7 +3,6 @@ package room
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net"
@@ -274,13 +273,6 @@ func callErr(err error) string {
 		return ""
 	}
 	return err.Error()
-}
-
-func decodeJSON(t testing.TB, b []byte, v any) {
-	t.Helper()
-	if err := json.Unmarshal(b, v); err != nil {
-		t.Fatalf("decode %s: %v", b, err)
-	}
 }
 
 // stallConn stops reading and/or writing when told to, without closing

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +46,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Trace, if set, is told of every call a peer makes (tests, tools).
 	Trace func(peer feeds.FeedRef, method muxrpc.Method)
+	// Listener, if set, is the peers' listener instead of TCP on
+	// Config.Listen (a simulated network's, in internal/netsim); its
+	// address must be host:port. Serve closes it.
+	Listener net.Listener
 }
 
 // Server is a room server.
@@ -78,6 +83,8 @@ type Server struct {
 	started atomic.Bool
 	drain   drainer                // room drain
 	lim     atomic.Pointer[Config] // the limits in force (Reload replaces them)
+	// peerListener: Options.Listener (nil: TCP on cfg.Listen).
+	peerListener net.Listener
 }
 
 // live returns the configuration whose limits are in force.
@@ -146,6 +153,8 @@ func New(o Options) (*Server, error) {
 		tunIP:   make(map[string]int),
 		tunnels: make(map[feeds.FeedRef]int),
 		pending: make(chan struct{}, cfg.MaxPending),
+
+		peerListener: o.Listener,
 	}
 	s.lim.Store(&cfg)
 	s.rpcLog = slog.New(quietHandler{log.Handler()})
@@ -259,6 +268,27 @@ func (s *Server) Address() string {
 	return s.addr
 }
 
+// listenHostPort is the host and port peers reach the room at: the TCP
+// listener's (the domain when it listens on every address), or any other
+// listener's host:port.
+func (s *Server) listenHostPort(a net.Addr) (string, int, error) {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		if ta.IP.IsUnspecified() {
+			return s.cfg.Domain, ta.Port, nil
+		}
+		return ta.IP.String(), ta.Port, nil
+	}
+	host, p, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return "", 0, fmt.Errorf("room: listener address %s: %w", a, err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return "", 0, fmt.Errorf("room: listener address %s: port: %w", a, err)
+	}
+	return host, port, nil
+}
+
 // DebugAddr is the metrics listener's address once Serve listens.
 func (s *Server) DebugAddr() string {
 	s.mu.Lock()
@@ -299,10 +329,13 @@ func (s *Server) Serve(ctx context.Context, ready func()) error {
 		return err
 	}
 	defer os.Remove(s.cfg.SocketPath())
-	tl, err := net.Listen("tcp", s.cfg.Listen)
-	if err != nil {
-		ul.Close()
-		return fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
+	tl := s.peerListener
+	if tl == nil {
+		tl, err = net.Listen("tcp", s.cfg.Listen)
+		if err != nil {
+			ul.Close()
+			return fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
+		}
 	}
 	var closers []func()
 	closers = append(closers, func() { ul.Close() }, func() { tl.Close() })
@@ -321,12 +354,12 @@ func (s *Server) Serve(ctx context.Context, ready func()) error {
 		closers = append(closers, func() { hs.Close() })
 	}
 
-	a := tl.Addr().(*net.TCPAddr)
-	host := a.IP.String()
-	if a.IP.IsUnspecified() {
-		host = s.cfg.Domain
+	host, port, err := s.listenHostPort(tl.Addr())
+	if err != nil {
+		closeAll(closers)
+		return err
 	}
-	addr := feeds.Address{Host: host, Port: a.Port, Key: s.keys.ID}.String()
+	addr := feeds.Address{Host: host, Port: port, Key: s.keys.ID}.String()
 	s.mu.Lock()
 	s.addr = addr
 	s.mu.Unlock()

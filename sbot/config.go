@@ -12,10 +12,12 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cask-ssb/cask/feeds"
 	"github.com/cask-ssb/cask/internal/tomlconf"
 	"github.com/cask-ssb/cask/internal/wsconn"
+	"github.com/cask-ssb/cask/plugins/ebt"
 )
 
 // MainNetCaps is the SSB main network's secret-handshake key (ssb-caps "shs").
@@ -70,6 +72,12 @@ type Config struct {
 	// SSB_DEBUG_LISTEN_PUBLIC).
 	DebugListen       string `toml:"debug-listen"`
 	DebugListenPublic bool   `toml:"debug-listen-public"`
+	// EBTStallTimeout is how long the peer we receive a feed from over EBT
+	// may send nothing of it, while we know more of it exists, before
+	// another connected peer that has more is asked for it instead
+	// (--ebt-stall-timeout, SSB_EBT_STALL_TIMEOUT): a Go duration from
+	// 100ms to 1h; default 10s.
+	EBTStallTimeout string `toml:"ebt-stall-timeout"`
 
 	// Sources says where each setting (by its config.toml key) came from,
 	// e.g. "/home/me/.ssb-go/config.toml", "environment SSB_HOPS" or
@@ -179,6 +187,9 @@ func (c Config) Validate() error {
 	default:
 		bad("tunnel-accept", c.TunnelAccept, fmt.Sprintf("want %q or %q", TunnelAcceptFollowed, TunnelAcceptAnyone))
 	}
+	if _, err := c.StallTimeout(); err != nil {
+		bad("ebt-stall-timeout", c.EBTStallTimeout, err.Error())
+	}
 	if debugEnabled(c.DebugListen) {
 		host, port, err := net.SplitHostPort(c.DebugListen)
 		p, perr := strconv.Atoi(port)
@@ -191,6 +202,24 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Bounds of EBTStallTimeout.
+const (
+	MinEBTStallTimeout = 100 * time.Millisecond
+	MaxEBTStallTimeout = time.Hour
+)
+
+// StallTimeout parses EBTStallTimeout ("" is ebt.DefaultStallTimeout).
+func (c Config) StallTimeout() (time.Duration, error) {
+	if c.EBTStallTimeout == "" {
+		return ebt.DefaultStallTimeout, nil
+	}
+	d, err := time.ParseDuration(c.EBTStallTimeout)
+	if err != nil || d < MinEBTStallTimeout || d > MaxEBTStallTimeout {
+		return 0, fmt.Errorf("want a duration from %s to %s, e.g. 10s", MinEBTStallTimeout, MaxEBTStallTimeout)
+	}
+	return d, nil
 }
 
 // debugEnabled reports whether a debug-listen setting asks for a listener.
@@ -259,6 +288,8 @@ func Defaults(repo string) Config {
 		MaxStreams:   256,
 		Hops:         2,
 		MaxOutgoing:  8,
+
+		EBTStallTimeout: ebt.DefaultStallTimeout.String(),
 	}
 }
 

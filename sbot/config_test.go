@@ -100,6 +100,11 @@ func TestValidate(t *testing.T) {
 		{"bad room", func(c *Config) { c.Rooms = []string{"nope"} }, `rooms = "nope"`},
 		{"tunnel-accept anyone", func(c *Config) { c.TunnelAccept = TunnelAcceptAnyone }, ""},
 		{"bad tunnel-accept", func(c *Config) { c.TunnelAccept = "friends" }, `tunnel-accept = "friends"`},
+		{"ebt-stall-timeout", func(c *Config) { c.EBTStallTimeout = "3s" }, ""},
+		{"ebt-stall-timeout empty is the default", func(c *Config) { c.EBTStallTimeout = "" }, ""},
+		{"ebt-stall-timeout too short", func(c *Config) { c.EBTStallTimeout = "10ms" }, `ebt-stall-timeout = "10ms"`},
+		{"ebt-stall-timeout too long", func(c *Config) { c.EBTStallTimeout = "2h" }, `ebt-stall-timeout = "2h"`},
+		{"ebt-stall-timeout not a duration", func(c *Config) { c.EBTStallTimeout = "10" }, `ebt-stall-timeout = "10"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

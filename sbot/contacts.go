@@ -75,7 +75,8 @@ func (f blockFilter) Ingest(ctx context.Context, peer feeds.FeedRef, raw []json.
 	return f.next.Ingest(ctx, peer, kept)
 }
 
-// authorOf finds the author of a message value without parsing it all.
+// authorOf finds the author ("@….ed25519") of a message value without
+// parsing it all.
 func authorOf(m []byte) (feeds.FeedRef, bool) {
 	i := bytes.Index(m, []byte(`"author"`))
 	if i < 0 {
@@ -89,6 +90,12 @@ func authorOf(m []byte) (feeds.FeedRef, bool) {
 	if end < 0 {
 		return feeds.FeedRef{}, false
 	}
-	f, err := feeds.ParseFeedRef(string(rest[1 : 1+end]))
+	// A classic message's author is a sigil id; ParseFeedRef would also
+	// take an ssb:feed/... URI, which no valid message has there.
+	id := rest[1 : 1+end]
+	if len(id) == 0 || id[0] != '@' {
+		return feeds.FeedRef{}, false
+	}
+	f, err := feeds.ParseFeedRef(string(id))
 	return f, err == nil
 }

@@ -20,21 +20,39 @@ import (
 	"github.com/cask-ssb/cask/sbot/client"
 )
 
-var sbotBin string
+// sbotBuild is the sbot binary the end-to-end tests run, built by the
+// first test that asks for it: a test binary that runs none of them (a
+// -run filter, every fuzzing worker) does not spend a build on it.
+var sbotBuild struct {
+	once      sync.Once
+	dir, path string
+	err       error
+}
+
+// sbotBinary returns the path of the sbot binary, building it once.
+func sbotBinary(t testing.TB) string {
+	t.Helper()
+	b := &sbotBuild
+	b.once.Do(func() {
+		if b.dir, b.err = os.MkdirTemp("", "sbot-bin-"); b.err != nil {
+			return
+		}
+		b.path = filepath.Join(b.dir, "sbot")
+		if out, err := exec.Command("go", "build", "-o", b.path, "../cmd/sbot").CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("build sbot: %w\n%s", err, out)
+		}
+	})
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return b.path
+}
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "sbot-bin-")
-	if err != nil {
-		panic(err)
-	}
-	sbotBin = filepath.Join(dir, "sbot")
-	out, err := exec.Command("go", "build", "-o", sbotBin, "../cmd/sbot").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build sbot: %v\n%s", err, out)
-		os.Exit(1)
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	if sbotBuild.dir != "" {
+		os.RemoveAll(sbotBuild.dir)
+	}
 	os.Exit(code)
 }
 
@@ -51,7 +69,7 @@ type daemon struct {
 func startDaemon(t *testing.T, repo string, extra ...string) *daemon {
 	t.Helper()
 	args := append([]string{"serve", "--repo", repo, "--listen", "127.0.0.1:0"}, extra...)
-	cmd := exec.Command(sbotBin, args...)
+	cmd := exec.Command(sbotBinary(t), args...)
 	d := &daemon{repo: repo, cmd: cmd, stderr: &syncWriter{w: &bytes.Buffer{}}, exited: make(chan error, 1)}
 	cmd.Stderr = d.stderr
 	if err := cmd.Start(); err != nil {
@@ -67,7 +85,7 @@ func startDaemon(t *testing.T, repo string, extra ...string) *daemon {
 	// Wait for the socket, then read the listen address from status.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		out, err := exec.Command(sbotBin, "status", "--repo", repo).Output()
+		out, err := exec.Command(sbotBinary(t), "status", "--repo", repo).Output()
 		if err == nil {
 			var st struct {
 				ID     string   `json:"id"`
@@ -137,7 +155,7 @@ func run(t *testing.T, stdin string, args ...string) []byte {
 
 func runCode(t *testing.T, stdin string, args ...string) ([]byte, int, string) {
 	t.Helper()
-	cmd := exec.Command(sbotBin, args...)
+	cmd := exec.Command(sbotBinary(t), args...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -503,7 +521,7 @@ func TestLiveCLI(t *testing.T) {
 	run(t, "", "publish", "--repo", repo, "--type", "post", "--text", "old")
 	for _, args := range [][]string{{"log", "--repo", repo, "--live"}, {"hist", "--repo", repo, d.id, "--live", "--seq", "2"}} {
 		t.Run(args[0], func(t *testing.T) {
-			cmd := exec.Command(sbotBin, args...)
+			cmd := exec.Command(sbotBinary(t), args...)
 			stdout, err := cmd.StdoutPipe()
 			if err != nil {
 				t.Fatal(err)

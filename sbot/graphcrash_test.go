@@ -71,7 +71,7 @@ func waitStored(t *testing.T, repo string, n int64, exited <-chan error) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		out, err := exec.Command(sbotBin, "status", "--repo", repo).Output()
+		out, err := exec.Command(sbotBinary(t), "status", "--repo", repo).Output()
 		if err == nil {
 			var st struct {
 				Messages int64 `json:"messages"`
@@ -135,7 +135,7 @@ func TestSIGKILLGraph(t *testing.T) {
 
 	t.Run("offline import", func(t *testing.T) {
 		repo := t.TempDir()
-		cmd := exec.Command(sbotBin, "import", "--repo", repo, input)
+		cmd := exec.Command(sbotBinary(t), "import", "--repo", repo, input)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -161,7 +161,7 @@ func TestSIGKILLGraph(t *testing.T) {
 	t.Run("import through a daemon", func(t *testing.T) {
 		repo := t.TempDir()
 		d := startDaemon(t, repo)
-		cmd := exec.Command(sbotBin, "import", "--repo", repo, input)
+		cmd := exec.Command(sbotBinary(t), "import", "--repo", repo, input)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}

@@ -138,6 +138,15 @@ func TestInteropQueryCompare(t *testing.T) {
 		{Name: "latest", Method: "latest", Type: "source", Args: []any{}, compare: "set"},
 		{Name: "createFeedStream", Method: "createFeedStream", Type: "source", Args: []any{map[string]any{"limit": 300}}},
 	}
+	// friends (ssb-friends 5 on ssb-db: the follow graph of the public
+	// contact messages). friends.hops is not compared: ssb-friends 5 also
+	// lists unfollowed (-2) and blocked (-1) feeds in it, and a follow
+	// after a block unblocks there (each contact message sets the edge).
+	for _, pair := range [][2]string{{author, contacted}, {contacted, author}, {author, described[0]}, {described[1], contacted}} {
+		for _, m := range []string{"isFollowing", "isBlocking"} {
+			queries = append(queries, refQuery{Name: fmt.Sprintf("friends.%s %.8s→%.8s", m, pair[0], pair[1]), Method: "friends." + m, Type: "async", Args: []any{map[string]any{"source": pair[0], "dest": pair[1]}}})
+		}
+	}
 	for i, d := range described {
 		for _, m := range []string{"socialValue", "latestValue"} {
 			for _, k := range []string{"name", "description", "image"} {

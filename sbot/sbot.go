@@ -227,6 +227,8 @@ func New(opts Options) (*Node, error) {
 	n.ebt.Drop = n.drop
 	n.ebt.Sent = n.metrics.sentBy(kindEBT)
 	n.ebt.Clocks = n.store // peers' clocks between sessions (request skipping)
+	// Validated by Config.Validate.
+	n.ebt.StallTimeout, _ = cfg.StallTimeout()
 	if n.conns, err = newConnManager(n); err != nil {
 		return fail(err)
 	}

@@ -48,10 +48,10 @@ func TestSyncWaitCLI(t *testing.T) {
 	us := startDaemon(t, t.TempDir())
 	t.Logf("daemons up after %s", time.Since(t0).Round(time.Millisecond))
 
-	if out, err := exec.Command(sbotBin, "connect", "--repo", us.repo, peer.tcp).CombinedOutput(); err != nil {
+	if out, err := exec.Command(sbotBinary(t), "connect", "--repo", us.repo, peer.tcp).CombinedOutput(); err != nil {
 		t.Fatalf("connect: %v\n%s", err, out)
 	}
-	cmd := exec.Command(sbotBin, "sync", "--wait", "--timeout", "3m", "--repo", us.repo)
+	cmd := exec.Command(sbotBinary(t), "sync", "--wait", "--timeout", "3m", "--repo", us.repo)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
@@ -88,7 +88,7 @@ func TestSyncWaitCLI(t *testing.T) {
 	}
 
 	// The daemon holds them all, and status says the same.
-	out, err := exec.Command(sbotBin, "status", "--repo", us.repo).Output()
+	out, err := exec.Command(sbotBinary(t), "status", "--repo", us.repo).Output()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestSyncWaitCLI(t *testing.T) {
 	if !st.Sync.CaughtUp || st.Sync.Held != int64(n) || len(st.Peers) != 1 || st.Peers[0].ID != peer.id || st.Peers[0].Sync == nil || st.Peers[0].Sync.Held != int64(n) {
 		t.Fatalf("status after sync: %s", out)
 	}
-	hist, err := exec.Command(sbotBin, "hist", "--repo", us.repo, "--seq", fmt.Sprint(n), peer.id).Output()
+	hist, err := exec.Command(sbotBinary(t), "hist", "--repo", us.repo, "--seq", fmt.Sprint(n), peer.id).Output()
 	if err != nil || !strings.Contains(string(hist), fmt.Sprintf(`"sequence":%d`, n)) {
 		t.Fatalf("hist of the peer's feed at %d: %v %.200s", n, err, hist)
 	}
@@ -120,7 +120,7 @@ func TestSyncWaitCLI(t *testing.T) {
 // --timeout ends it with exit status 1, its lines still JSON.
 func TestSyncTimeoutCLI(t *testing.T) {
 	us := startDaemon(t, t.TempDir())
-	cmd := exec.Command(sbotBin, "sync", "--wait", "--timeout", "1500ms", "--repo", us.repo)
+	cmd := exec.Command(sbotBinary(t), "sync", "--wait", "--timeout", "1500ms", "--repo", us.repo)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

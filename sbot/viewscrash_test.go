@@ -174,7 +174,7 @@ func TestSIGKILLViews(t *testing.T) {
 
 	t.Run("offline import", func(t *testing.T) {
 		repo := newRepo(t)
-		cmd := exec.Command(sbotBin, "import", "--repo", repo, input)
+		cmd := exec.Command(sbotBinary(t), "import", "--repo", repo, input)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -198,7 +198,7 @@ func TestSIGKILLViews(t *testing.T) {
 	t.Run("import through a daemon", func(t *testing.T) {
 		repo := newRepo(t)
 		d := startDaemon(t, repo)
-		cmd := exec.Command(sbotBin, "import", "--repo", repo, input)
+		cmd := exec.Command(sbotBinary(t), "import", "--repo", repo, input)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}

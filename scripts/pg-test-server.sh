@@ -15,6 +15,7 @@
 set -euo pipefail
 
 dir=${CASK_PG_DIR:-${TMPDIR:-/tmp}/cask-pg-$(id -u)}
+case "$dir" in /*) ;; *) dir=$PWD/$dir ;; esac
 data=$dir/data
 url="postgres:///postgres?host=$dir&user=postgres&sslmode=disable"
 
@@ -34,13 +35,14 @@ bindir() {
   return 1
 }
 
-# as runs a command as the server's owner: postgres under root, else us.
+# as runs a command as the server's owner: postgres under root, else us
+# (from /, which postgres can enter whatever our working directory).
 as() {
   if [ "$(id -u)" = 0 ]; then
     if command -v runuser >/dev/null 2>&1; then
-      runuser -u postgres -- "$@"
+      (cd / && runuser -u postgres -- "$@")
     else
-      su postgres -s /bin/sh -c "$(printf '%q ' "$@")"
+      (cd / && su postgres -s /bin/sh -c "$(printf '%q ' "$@")")
     fi
   else
     "$@"

@@ -203,6 +203,7 @@ write-timeout, tunnel caps) without a restart.`,
 			if err != nil {
 				return err
 			}
+			log.Info("room database", "backend", srv.DB().Backend())
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			// SIGHUP re-reads config.toml and the environment (flags

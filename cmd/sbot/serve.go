@@ -73,6 +73,7 @@ var serveSettings = []setting{
 	{"tunnel-accept", "SSB_TUNNEL_ACCEPT", `whom to keep an incoming tunneled connection (through a room) from: "followed" or "anyone" (default "followed")`, func(c *sbot.Config, v string) error { c.TunnelAccept = v; return nil }},
 	{"debug-listen", "SSB_DEBUG_LISTEN", `address for Prometheus /metrics and /debug/pprof/, e.g. 127.0.0.1:6078 (default "off"); a loopback address unless --debug-listen-public`, func(c *sbot.Config, v string) error { c.DebugListen = v; return nil }},
 	{"debug-listen-public", "SSB_DEBUG_LISTEN_PUBLIC", "allow --debug-listen on a non-loopback address (metrics and pprof open to the network)", boolSetting(func(c *sbot.Config, b bool) { c.DebugListenPublic = b })},
+	{"ebt-stall-timeout", "SSB_EBT_STALL_TIMEOUT", fmt.Sprintf("how long the peer we receive a feed from over EBT may send nothing of it while more exists, before another peer that has more is asked (%s to %s, default %s)", sbot.MinEBTStallTimeout, sbot.MaxEBTStallTimeout, sbot.Defaults("").EBTStallTimeout), func(c *sbot.Config, v string) error { c.EBTStallTimeout = strings.TrimSpace(v); return nil }},
 }
 
 // boolSettings are the settings given as flags without a value.
@@ -165,7 +166,7 @@ owner-only unix socket REPO/socket, and serve muxrpc until SIGINT/SIGTERM.
 Every setting is also an environment variable and a key in REPO/config.toml
 (listen, caps, key, log-format, log-level, max-conns, max-streams, hops, peers,
 allow-insecure-secret, rooms, tunnel-accept, max-outgoing, debug-listen,
-debug-listen-public, ws-listen, ws-trusted-proxies);
+debug-listen-public, ws-listen, ws-trusted-proxies, ebt-stall-timeout);
 flags win over the environment, which wins over the file.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

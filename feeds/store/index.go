@@ -40,6 +40,16 @@ type Indexer interface {
 	Abort()
 }
 
+// Preparer is an optional interface of an Indexer. A rebuild reads the
+// log in chunks and hands each chunk to every Preparer before it stages
+// the chunk's records one by one, from another goroutine and while it
+// stages the previous chunk, so per-record work (parsing, decryption)
+// can run ahead on every core. Prepare must be safe to call concurrently
+// with Stage; recs are not changed until their Stage.
+type Preparer interface {
+	Prepare(recs []Record)
+}
+
 // IndexWriter writes one indexer's keys into the append batch.
 type IndexWriter struct {
 	b      *pebble.Batch
@@ -68,6 +78,7 @@ var (
 	prefixIndexVers  = []byte("m/index/")
 	validIndexName   = regexp.MustCompile(`^[a-z0-9_-]+$`)
 	rebuildBatch     = 10000           // records per rebuild batch
+	prepareChunk     = 1024            // records per chunk handed to Preparers
 	rebuildLogPeriod = 2 * time.Second // progress log interval
 )
 
@@ -152,13 +163,24 @@ func (s *Store) rebuildIndexes(ixs []Indexer, stored []string) error {
 	writers := make([]*IndexWriter, len(ixs))
 	b := s.db.NewBatch()
 	defer func() { b.Close() }()
+	// The old keys go in one range deletion per index, flushed at once:
+	// Pebble then drops the tables they cover whole without rewriting
+	// them (a delete-only compaction) instead of merging the old keys
+	// into the compactions of the new ones.
 	for i, ix := range ixs {
 		prefix := indexPrefix(ix.Name())
-		if err := s.db.DeleteRange(prefix, prefixEnd(prefix), pebble.Sync); err != nil {
+		if err := b.DeleteRange(prefix, prefixEnd(prefix), nil); err != nil {
 			return fmt.Errorf("rebuild index %s: delete old keys: %w", ix.Name(), err)
 		}
 		ix.Reset()
 		writers[i] = &IndexWriter{b: b, prefix: prefix}
+	}
+	if err := s.db.Apply(b, pebble.Sync); err != nil {
+		return fmt.Errorf("rebuild indexes %v: delete old keys: %w", names, err)
+	}
+	b.Reset()
+	if err := s.db.Flush(); err != nil {
+		return fmt.Errorf("rebuild indexes %v: flush: %w", names, err)
 	}
 	abort := func() {
 		for _, ix := range ixs {
@@ -180,26 +202,31 @@ func (s *Store) rebuildIndexes(ixs []Indexer, stored []string) error {
 	}
 	lastLog := time.Now()
 	var done int64
-	for rec, err := range s.Log(context.Background(), LogQuery{Old: true}) {
-		if err != nil {
+	chunks, stop := s.prepareChunks(ixs)
+	defer stop()
+	for c := range chunks {
+		if c.err != nil {
 			abort()
-			return fmt.Errorf("rebuild indexes %v: %w", names, err)
+			return fmt.Errorf("rebuild indexes %v: %w", names, c.err)
 		}
-		for i, ix := range ixs {
-			if err := ix.Stage(writers[i], &rec); err != nil {
-				abort()
-				return fmt.Errorf("rebuild index %s: record %d: %w", ix.Name(), rec.Seq, err)
+		for ri := range c.recs {
+			rec := &c.recs[ri]
+			for i, ix := range ixs {
+				if err := ix.Stage(writers[i], rec); err != nil {
+					abort()
+					return fmt.Errorf("rebuild index %s: record %d: %w", ix.Name(), rec.Seq, err)
+				}
 			}
-		}
-		done++
-		inBatch++
-		if inBatch == rebuildBatch {
-			if err := flush(pebble.NoSync); err != nil {
-				return err
+			done++
+			inBatch++
+			if inBatch == rebuildBatch {
+				if err := flush(pebble.NoSync); err != nil {
+					return err
+				}
 			}
-		}
-		if s.progress != nil {
-			s.progress(done, total)
+			if s.progress != nil {
+				s.progress(done, total)
+			}
 		}
 		if time.Since(lastLog) >= rebuildLogPeriod {
 			lastLog = time.Now()
@@ -219,4 +246,65 @@ func (s *Store) rebuildIndexes(ixs []Indexer, stored []string) error {
 		s.log.Info("index rebuilt", "index", ix.Name(), "records", done, "took", time.Since(start).Round(time.Millisecond))
 	}
 	return nil
+}
+
+// logChunk is a chunk of log records for a rebuild, or the error that
+// ended the read.
+type logChunk struct {
+	recs []Record
+	err  error
+}
+
+// prepareChunks reads the whole log in chunks on another goroutine,
+// hands each chunk to the Preparers among ixs and sends it on, at most
+// two chunks ahead of the reader of the channel. stop ends the goroutine
+// and waits for it; the channel is closed after the last chunk.
+func (s *Store) prepareChunks(ixs []Indexer) (<-chan logChunk, func()) {
+	var preparers []Preparer
+	for _, ix := range ixs {
+		if p, ok := ix.(Preparer); ok {
+			preparers = append(preparers, p)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan logChunk, 2)
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		defer close(ch)
+		send := func(c logChunk) bool {
+			if c.err == nil {
+				for _, p := range preparers {
+					p.Prepare(c.recs)
+				}
+			}
+			select {
+			case ch <- c:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		buf := make([]Record, 0, prepareChunk)
+		for rec, err := range s.Log(ctx, LogQuery{Old: true}) {
+			if err != nil {
+				send(logChunk{err: err})
+				return
+			}
+			buf = append(buf, rec)
+			if len(buf) == prepareChunk {
+				if !send(logChunk{recs: buf}) {
+					return
+				}
+				buf = make([]Record, 0, prepareChunk)
+			}
+		}
+		if len(buf) > 0 {
+			send(logChunk{recs: buf})
+		}
+	}()
+	return ch, func() {
+		cancel()
+		<-exited
+	}
 }

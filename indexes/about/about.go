@@ -38,8 +38,14 @@ func (ix *Index) Name() string { return Name }
 // Version implements store.Indexer.
 func (ix *Index) Version() uint64 { return Version }
 
-// Reset implements store.Indexer (no in-memory state).
-func (ix *Index) Reset() {}
+// Reset implements store.Indexer: it drops what the shared decoder
+// decoded ahead (no other in-memory state).
+func (ix *Index) Reset() { ix.dec.Forget() }
+
+// Prepare implements store.Preparer: the shared decoder decodes a
+// rebuild's chunk on every core ahead of Stage (once for all the
+// indexers sharing it).
+func (ix *Index) Prepare(recs []store.Record) { ix.dec.Prepare(recs) }
 
 // Load implements store.Indexer (no in-memory state).
 func (ix *Index) Load(func(func(k, v []byte) error) error) error { return nil }

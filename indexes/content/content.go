@@ -15,6 +15,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math"
+	"runtime"
+	"sync"
 
 	"github.com/cask-ssb/cask/feeds"
 	"github.com/cask-ssb/cask/feeds/privatebox"
@@ -58,6 +60,21 @@ type Decoder struct {
 	lastKey feeds.MessageRef
 	msg     Msg
 	links   []Link
+
+	// Records decoded ahead by Prepare, in log order, waiting for their
+	// Decode; guarded by mu (Prepare runs beside the staging goroutine).
+	mu       sync.Mutex
+	ready    [][]prepared
+	readyPos int              // next entry of ready[0]
+	lastPrep [2]int64         // first and last seq of the last chunk Prepare decoded
+	prepKey  feeds.MessageRef // key of that chunk's first record
+}
+
+// prepared is one record decoded ahead.
+type prepared struct {
+	seq int64
+	key feeds.MessageRef
+	msg Msg
 }
 
 // NewDecoder returns a decoder; with kp, box1 messages that kp opens are
@@ -71,48 +88,148 @@ func NewDecoder(kp *feeds.KeyPair) *Decoder {
 }
 
 // Decode returns the decoded form of rec; the same record twice in a row
-// is decoded once. The result is valid until the next call.
+// is decoded once, and a record Prepare decoded ahead is not decoded
+// again. The result is valid until the next call.
 func (d *Decoder) Decode(rec *store.Record) *Msg {
 	if rec.Seq != 0 && rec.Seq == d.lastSeq && rec.Key == d.lastKey {
 		return &d.msg
 	}
 	d.lastSeq, d.lastKey = rec.Seq, rec.Key
-	d.msg = Msg{}
-	d.links = d.links[:0]
+	if d.takeReady(rec) {
+		return &d.msg
+	}
+	d.links = decode(d.opener, rec, &d.msg, d.links[:0])
+	return &d.msg
+}
+
+// decode fills m from rec (appending its links to links, which it
+// returns; m.Links is the part appended).
+func decode(opener *privatebox.Opener, rec *store.Record, m *Msg, links []Link) []Link {
+	*m = Msg{}
 	var contentRaw []byte
 	_ = eachMember(rec.Value, func(k, v []byte) bool {
 		switch string(k) {
 		case `"timestamp"`:
-			d.msg.ClaimedTS, _ = number(v)
+			m.ClaimedTS, _ = number(v)
 		case `"content"`:
 			contentRaw = v
 		}
 		return true
 	})
 	if len(contentRaw) > 0 && contentRaw[0] == '"' {
-		s, ok := str(contentRaw)
-		if !ok || !bytes.HasSuffix(contentRaw, []byte(privatebox.ContentSuffix+`"`)) {
-			return &d.msg
+		if !bytes.HasSuffix(contentRaw, boxSuffix) {
+			return links
 		}
-		d.msg.Boxed = true
-		if d.opener == nil {
-			return &d.msg
+		s, ok := str(contentRaw)
+		if !ok {
+			return links
+		}
+		m.Boxed = true
+		if opener == nil {
+			return links
 		}
 		ct, err := privatebox.ParseBoxContent(s)
 		if err != nil {
-			return &d.msg
+			return links
 		}
-		pt, ok := d.opener.Open(ct)
+		pt, ok := opener.Open(ct)
 		if !ok {
-			return &d.msg
+			return links
 		}
-		d.msg.Private = true
+		m.Private = true
 		contentRaw = pt
 	}
-	d.msg.Content = contentRaw
-	d.links = Fields(contentRaw, &d.msg, d.links)
-	d.msg.Links = d.links
-	return &d.msg
+	m.Content = contentRaw
+	start := len(links)
+	links = Fields(contentRaw, m, links)
+	m.Links = links[start:len(links):len(links)]
+	return links
+}
+
+var boxSuffix = []byte(privatebox.ContentSuffix + `"`)
+
+// prepareMin is the fewest records a Prepare worker takes.
+const prepareMin = 64
+
+// Prepare decodes recs (consecutive log records, as a rebuild reads them)
+// on every core, ahead of their Decode, which then only takes the result.
+// The indexers sharing d each pass the same chunk: it is decoded once.
+// Safe to call while another goroutine calls Decode; recs must stay
+// unchanged until their Decode.
+func (d *Decoder) Prepare(recs []store.Record) {
+	if len(recs) == 0 || recs[0].Seq == 0 {
+		return
+	}
+	span := [2]int64{recs[0].Seq, recs[len(recs)-1].Seq}
+	d.mu.Lock()
+	if span == d.lastPrep && recs[0].Key == d.prepKey {
+		d.mu.Unlock()
+		return
+	}
+	d.lastPrep, d.prepKey = span, recs[0].Key
+	d.mu.Unlock()
+	out := make([]prepared, len(recs))
+	workers := min(runtime.GOMAXPROCS(0), (len(recs)+prepareMin-1)/prepareMin)
+	per := (len(recs) + workers - 1) / workers
+	var wg sync.WaitGroup
+	for lo := 0; lo < len(recs); lo += per {
+		hi := min(lo+per, len(recs))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var links []Link // one backing array per worker, shared by its records
+			for i := lo; i < hi; i++ {
+				out[i].seq, out[i].key = recs[i].Seq, recs[i].Key
+				links = decode(d.opener, &recs[i], &out[i].msg, links)
+			}
+		}()
+	}
+	wg.Wait()
+	d.mu.Lock()
+	d.ready = append(d.ready, out)
+	d.mu.Unlock()
+}
+
+// takeReady moves rec's prepared result, if there is one, into d.msg,
+// dropping results of records that were skipped.
+func (d *Decoder) takeReady(rec *store.Record) bool {
+	if rec.Seq == 0 {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for len(d.ready) > 0 {
+		chunk := d.ready[0]
+		for d.readyPos < len(chunk) && chunk[d.readyPos].seq < rec.Seq {
+			d.readyPos++
+		}
+		if d.readyPos == len(chunk) {
+			d.ready[0] = nil
+			d.ready, d.readyPos = d.ready[1:], 0
+			continue
+		}
+		p := &chunk[d.readyPos]
+		if p.seq != rec.Seq || p.key != rec.Key {
+			return false
+		}
+		d.msg = p.msg
+		p.msg = Msg{}
+		if d.readyPos++; d.readyPos == len(chunk) {
+			d.ready[0] = nil
+			d.ready, d.readyPos = d.ready[1:], 0
+		}
+		return true
+	}
+	return false
+}
+
+// Forget drops every result Prepare decoded ahead (before a rebuild,
+// or after one that stopped early).
+func (d *Decoder) Forget() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.ready, d.readyPos, d.lastPrep, d.prepKey = nil, 0, [2]int64{}, feeds.MessageRef{}
+	d.lastSeq = 0
 }
 
 // Fields fills m's Type, Links (appended to links), Root and Branch from

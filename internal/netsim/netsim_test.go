@@ -50,9 +50,9 @@ func config20(seed uint64) Config {
 		Messages: 20, PublishFor: 8 * time.Second,
 		MeanFollows: 3, Alpha: 1.1, Blocks: 3,
 		FaultsFor: 10 * time.Second, Offline: 0.15, OfflineSlot: 2 * time.Second,
-		Partitions: 2, PartitionFor: 2 * time.Second, LossEvery: 500 * time.Millisecond,
+		Partitions: 2, PartitionFor: 2 * time.Second, LossEvery: time.Second,
 		LatencyMin: time.Millisecond, LatencyMax: 20 * time.Millisecond, Bandwidth: 4 << 20,
-		Degree: 4, DialEvery: 400 * time.Millisecond, Rotate: 0.3,
+		Degree: 4, DialEvery: 800 * time.Millisecond, Rotate: 0.2,
 		AttackEvery: time.Second,
 		Deadline:    110 * time.Second, Stall: 30 * time.Second,
 	}
@@ -160,5 +160,12 @@ func TestNetsimRoom(t *testing.T) {
 	}
 	if res.Tunnels == 0 {
 		t.Error("no connection went through the room")
+	}
+	// The room is a host of the simulated network: its links (and the
+	// tunnels spliced through it) carry the latency and faults.
+	if sent := s.Network().SentBy(RoomHost); sent == 0 {
+		t.Error("the room sent nothing over the simulated network")
+	} else {
+		t.Logf("the room sent %d bytes over the simulated links", sent)
 	}
 }

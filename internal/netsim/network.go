@@ -121,17 +121,6 @@ func (h *Host) DialContext(ctx context.Context, addr string) (net.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("netsim: dial %s: %w", addr, err)
 	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
-		// A real server on this machine (a room): loopback TCP, outside
-		// the simulated links; its bytes are counted all the same.
-		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			return nil, err
-		}
-		nw.accepted.Add(1)
-		return &countingConn{Conn: c, nw: nw, host: h.name}, nil
-	}
 	link := nw.links(h.name, host)
 	select {
 	case <-time.After(2 * link.Latency):
@@ -287,19 +276,6 @@ func (nw *Network) forget(c *pipeConn) {
 	nw.mu.Lock()
 	delete(nw.conns, c)
 	nw.mu.Unlock()
-}
-
-// countingConn counts the bytes a host writes on a real connection.
-type countingConn struct {
-	net.Conn
-	nw   *Network
-	host string
-}
-
-func (c *countingConn) Write(p []byte) (int, error) {
-	n, err := c.Conn.Write(p)
-	c.nw.countSent(c.host, n)
-	return n, err
 }
 
 // simAddr is "host:port".

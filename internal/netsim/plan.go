@@ -31,7 +31,7 @@ type Config struct {
 	Blocks int
 	// Faults, during FaultsFor: Offline is the fraction of honest nodes
 	// offline at any time (rotated every OfflineSlot; a third of those
-	// stops are kills: no goodbye, the network cut first); Partitions
+	// stops are kills: crashes, see Sim.stop); Partitions
 	// splits of the network in two halves, each healed after PartitionFor;
 	// LossEvery: every so often one connection somewhere is lost.
 	FaultsFor    time.Duration
@@ -57,8 +57,9 @@ type Config struct {
 	AttackEvery time.Duration
 	// RoomOnly: the first RoomOnly honest nodes listen on nothing
 	// (--listen off) and are reached only through a room (cmd/room's
-	// server, on loopback TCP outside the simulated links), which every
-	// honest node then joins. Hostile nodes attack only the others.
+	// server, on the simulated network as RoomHost: a partition leaves it
+	// in group 0), which every honest node then joins. Hostile nodes
+	// attack only the others.
 	RoomOnly int
 	// Deadline bounds the whole run; Stall fails the run when no honest
 	// node gained a message for this long before convergence.
@@ -72,7 +73,7 @@ type EventKind int
 const (
 	EvPublish   EventKind = iota // Node publishes a post
 	EvStop                       // Node shuts down cleanly
-	EvKill                       // Node is killed: network cut, no goodbye
+	EvKill                       // Node crashes: network cut, unsynced writes lost
 	EvStart                      // Node starts again from its store
 	EvPartition                  // Groups splits the network
 	EvHeal                       // the partition ends
@@ -366,8 +367,15 @@ func (p *Plan) Digest() string {
 	return fmt.Sprintf("%x", sha256.Sum256([]byte(b.String())))
 }
 
-// Link returns the link between hosts a and b (by name).
+// RoomHost is the room's host name (Config.RoomOnly).
+const RoomHost = "room.sim"
+
+// Link returns the link between hosts a and b (by name). A link to the
+// room has the middle latency of the range.
 func (p *Plan) Link(a, b string) Link {
+	if a == RoomHost || b == RoomHost {
+		return Link{Latency: (p.Config.LatencyMin + p.Config.LatencyMax) / 2, Bandwidth: p.Config.Bandwidth}
+	}
 	i, j := slices.Index(p.Hosts, a), slices.Index(p.Hosts, b)
 	if i < 0 || j < 0 {
 		return Link{}

@@ -13,8 +13,10 @@
 // dials succeed, how many duplicates are sent and the byte counts vary
 // from run to run.
 //
-// It never opens a real socket for peers: nodes listen on the simulated
-// network only (each still has its owner's unix socket in its repo).
+// It never opens a real socket for peers: nodes (and the room) listen on
+// the simulated network only (each still has its owner's unix socket in
+// its repo). A node's store lives on a crash-simulating in-memory
+// filesystem, so that a kill is a crash (see Sim.stop).
 package netsim
 
 import (
@@ -58,8 +60,12 @@ type node struct {
 	// crash (see stop). Replaced by its crash clone at each kill.
 	fs *vfs.MemFS
 
-	mu      sync.Mutex
-	sb      *sbot.Node
+	mu sync.Mutex
+	sb *sbot.Node
+	// live is sb while it runs, for the checks: set once started,
+	// cleared as a stop begins, read without mu (which a start or stop
+	// holds for seconds).
+	live    atomic.Pointer[sbot.Node]
 	cli     *client.Client
 	cancel  context.CancelFunc
 	done    chan error
@@ -212,6 +218,7 @@ func (s *Sim) start(n *node) error {
 		return fmt.Errorf("start %s: owner socket: %w", n.name, err)
 	}
 	n.sb, n.cli, n.cancel, n.done = sb, cli, cancel, done
+	n.live.Store(sb)
 	s.starts.Add(1)
 	return nil
 }
@@ -234,6 +241,7 @@ func (s *Sim) stop(n *node, kill bool) error {
 	if n.sb == nil {
 		return nil
 	}
+	n.live.Store(nil)
 	if kill {
 		s.nw.SetDown(n.name, true)
 		n.fs = n.fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: crashKeeps,
@@ -313,11 +321,7 @@ func (s *Sim) restart(ctx context.Context, n *node) error {
 }
 
 // daemon returns n's running daemon, or nil.
-func (n *node) daemon() *sbot.Node {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.sb
-}
+func (n *node) daemon() *sbot.Node { return n.live.Load() }
 
 // ingestStats are n's ingest counters over all its runs.
 func (n *node) ingestStats() replicate.Stats {
@@ -366,6 +370,9 @@ type Result struct {
 // before it returns.
 func (s *Sim) Run(ctx context.Context) (res Result, err error) {
 	c := s.plan.Config
+	// The checks at the end get their own time: the deadline bounds the
+	// convergence, not how long reading every store takes afterwards.
+	checkCtx := ctx
 	ctx, cancel := context.WithTimeout(ctx, c.Deadline)
 	defer cancel()
 	stopHeap := s.watchHeap()
@@ -431,10 +438,10 @@ func (s *Sim) Run(ctx context.Context) (res Result, err error) {
 	if err != nil {
 		return res, err
 	}
-	if cerr := s.Check(ctx); cerr != nil {
+	if cerr := s.Check(checkCtx); cerr != nil {
 		return res, cerr
 	}
-	res.Digests, err = s.Delivered(ctx)
+	res.Digests, err = s.Delivered(checkCtx)
 	return res, err
 }
 
@@ -552,15 +559,21 @@ func (s *Sim) do(ctx context.Context, e Event, wg *sync.WaitGroup) error {
 
 func (s *Sim) nodeAddr(i int) string { return fmt.Sprintf("%s:%d", s.plan.Hosts[i], port) }
 
-// startRoom runs a room server (open mode) on loopback TCP; the returned
-// func stops it.
+// startRoom runs a room server (open mode) on the simulated network as
+// host RoomHost, so that the links to it (and the tunnels through it) have
+// latency, bandwidth and partitions like any other; the returned func
+// stops it.
 func (s *Sim) startRoom() (func() error, error) {
 	cfg := room.Defaults(filepath.Join(s.dir, "room"))
-	cfg.Listen = "127.0.0.1:0"
 	cfg.HTTPListen, cfg.DebugListen = "off", "off"
 	cfg.Mode = "open"
-	r, err := room.New(room.Options{Config: cfg, Logger: s.nodeLog.With("node", "room")})
+	l, err := s.nw.Host(RoomHost).Listen(fmt.Sprintf("%s:%d", RoomHost, port))
 	if err != nil {
+		return nil, fmt.Errorf("room: %w", err)
+	}
+	r, err := room.New(room.Options{Config: cfg, Logger: s.nodeLog.With("node", "room"), Listener: l})
+	if err != nil {
+		l.Close()
 		return nil, fmt.Errorf("room: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -2,8 +2,8 @@
 'use strict'
 // Cask interop harness (interop/js): runs the same query calls against the
 // JS reference stack for queries (ssb-db@20 with its messagesByType, links,
-// createFeedStream and latest, plus ssb-backlinks, ssb-query and ssb-about,
-// the plugins scripts call on ssb-server) or, with --remote, against any
+// createFeedStream and latest, plus ssb-backlinks, ssb-query, ssb-about and
+// ssb-friends, the plugins scripts call on ssb-server) or, with --remote, against any
 // node over muxrpc with ssb-client (the Cask daemon). The Go test
 // sbot/querycompare_test.go runs it twice and compares the outputs.
 //
@@ -78,7 +78,8 @@ if (args.remote) {
     .use(require('ssb-db'))
     .use(require('ssb-backlinks'))
     .use(require('ssb-query'))
-    .use(require('ssb-about'))({ path: args.path, keys, connections: { incoming: {}, outgoing: {} } })
+    .use(require('ssb-about'))
+    .use(require('ssb-friends'))({ path: args.path, keys, connections: { incoming: {}, outgoing: {} }, friends: { hops: 3, hookAuth: false } })
   const started = Date.now()
   pull(
     pull.values(msgs),

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cask-ssb/cask/feeds"
 	"github.com/cask-ssb/cask/feeds/store"
@@ -56,6 +57,13 @@ type Replicator struct {
 	// not block.
 	Sent func(n int)
 
+	// StallTimeout is how long the session we receive a feed from may
+	// send nothing of it while we know it exists beyond what we hold,
+	// before the feed is asked from another connected peer that has more
+	// of it (as ssb-ebt moves a feed after 3 s). Zero means
+	// DefaultStallTimeout. Set it before the first session.
+	StallTimeout time.Duration
+
 	// Clocks, if set, keeps each peer's last known clock between
 	// sessions: a session then starts with notes only for the feeds that
 	// changed since (request skipping, as ssb-ebt).
@@ -71,8 +79,18 @@ type Replicator struct {
 	rxFrom map[feeds.FeedRef]*session
 
 	stats struct {
-		notes, noteEntries, initialEntries, messages, notesReceived atomic.Int64
+		notes, noteEntries, initialEntries, messages, notesReceived, stalls atomic.Int64
 	}
+}
+
+// DefaultStallTimeout is the StallTimeout of a Replicator that sets none.
+const DefaultStallTimeout = 10 * time.Second
+
+func (r *Replicator) stallTimeout() time.Duration {
+	if r.StallTimeout > 0 {
+		return r.StallTimeout
+	}
+	return DefaultStallTimeout
 }
 
 // ClockStore keeps the last known clock of each peer: feed → the
@@ -92,13 +110,16 @@ type Stats struct {
 	Messages       int64 // messages
 	// NotesReceived counts the notes objects the peers sent.
 	NotesReceived int64
+	// Stalls counts the feeds moved to another peer because the one we
+	// received them from sent nothing for StallTimeout.
+	Stalls int64
 }
 
 // Stats returns the counts so far.
 func (r *Replicator) Stats() Stats {
 	return Stats{Notes: r.stats.notes.Load(), NoteEntries: r.stats.noteEntries.Load(),
 		InitialEntries: r.stats.initialEntries.Load(), Messages: r.stats.messages.Load(),
-		NotesReceived: r.stats.notesReceived.Load()}
+		NotesReceived: r.stats.notesReceived.Load(), Stalls: r.stats.stalls.Load()}
 }
 
 // Sessions returns the peers of the running sessions.

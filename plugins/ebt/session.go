@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/cask-ssb/cask/feeds"
 	"github.com/cask-ssb/cask/muxrpc"
@@ -48,6 +49,9 @@ type session struct {
 	// its notes, what it sent us, what we sent it, and the clock stored
 	// after the last session); -1: it does not replicate the feed.
 	clock map[feeds.FeedRef]int64
+	// noted: the peer's first note of this session for the feed came
+	// (see onNotes).
+	noted map[feeds.FeedRef]bool
 	want  map[feeds.FeedRef]bool // the peer asked us to send this feed
 	told  map[feeds.FeedRef]bool // we noted this feed (sent or queued)
 	rx    map[feeds.FeedRef]bool // our latest note asked the peer to send it
@@ -71,6 +75,10 @@ type session struct {
 	ignored map[feeds.FeedRef]bool
 	// gotClock: the peer's first notes of this session came.
 	gotClock bool
+	// waiting: feeds we receive from this peer and know exist beyond what
+	// we hold, with when we started waiting for them (or last got one of
+	// their messages); see checkStalls.
+	waiting map[feeds.FeedRef]time.Time
 }
 
 // Session runs one EBT session over an established duplex stream. first is
@@ -81,10 +89,11 @@ func (r *Replicator) Session(ctx context.Context, peer feeds.FeedRef, in *muxrpc
 	defer cancel()
 	s := &session{
 		r: r, peer: peer, out: out, log: r.log.With("peer", peer.String(), "ebt", true),
-		clock: map[feeds.FeedRef]int64{}, want: map[feeds.FeedRef]bool{}, told: map[feeds.FeedRef]bool{},
+		clock: map[feeds.FeedRef]int64{}, noted: map[feeds.FeedRef]bool{}, want: map[feeds.FeedRef]bool{}, told: map[feeds.FeedRef]bool{},
 		rx: map[feeds.FeedRef]bool{}, declined: map[feeds.FeedRef]bool{}, queued: map[feeds.FeedRef]int64{},
 		ignored: map[feeds.FeedRef]bool{}, ahead: map[feeds.FeedRef]int64{},
-		wake: make(chan struct{}, 1),
+		waiting: map[feeds.FeedRef]time.Time{},
+		wake:    make(chan struct{}, 1),
 	}
 	prior, hasPrior := s.loadClock()
 	r.mu.Lock()
@@ -98,6 +107,11 @@ func (r *Replicator) Session(ctx context.Context, peer feeds.FeedRef, in *muxrpc
 	}
 	senderDone := make(chan error, 1)
 	go func() { senderDone <- s.sender(ctx, startSeq) }()
+	stallsDone := make(chan struct{})
+	go func() {
+		defer close(stallsDone)
+		s.watchStalls(ctx)
+	}()
 
 	msgs := make(chan json.RawMessage, ingestQueue)
 	ingestDone := make(chan error, 1)
@@ -142,6 +156,7 @@ read:
 	if serr := <-senderDone; serr != nil && rerr == nil {
 		rerr = serr
 	}
+	<-stallsDone
 	if errors.Is(rerr, errInvalid) {
 		s.log.Warn("ebt: invalid message from peer", "err", rerr)
 		out.CloseWithError(rerr)
@@ -211,11 +226,12 @@ func (s *session) end() {
 }
 
 // handOverLocked gives feed f, which nobody receives now, to the session
-// whose peer is furthest ahead of us (if any is). r.mu is held.
-func (r *Replicator) handOverLocked(f feeds.FeedRef, except *session) {
+// whose peer is furthest ahead of us (if any is), and reports whether one
+// was. r.mu is held.
+func (r *Replicator) handOverLocked(f feeds.FeedRef, except *session) bool {
 	lseq, _, _, err := r.st.Latest(f)
 	if err != nil {
-		return
+		return false
 	}
 	var best *session
 	var bestSeq int64
@@ -231,14 +247,16 @@ func (r *Replicator) handOverLocked(f feeds.FeedRef, except *session) {
 		t.mu.Unlock()
 	}
 	if best == nil {
-		return
+		return false
 	}
 	r.rxFrom[f] = best
 	best.mu.Lock()
 	best.rx[f] = true
 	best.queued[f] = Note(lseq, true)
+	delete(best.waiting, f)
 	best.mu.Unlock()
 	best.signal()
+	return true
 }
 
 // claimRxLocked reports whether s may ask its peer to send f: when no
@@ -411,6 +429,8 @@ func (s *session) onNotes(body []byte) error {
 	var others []*session
 	for f, d := range notes {
 		ni := info[f]
+		first := !s.noted[f]
+		s.noted[f] = true
 		if !ni.replicates {
 			if d.Replicate {
 				s.clock[f] = d.Sequence
@@ -433,7 +453,16 @@ func (s *session) onNotes(body []byte) error {
 			}
 			continue
 		}
-		if c, ok := s.clock[f]; !ok || d.Sequence > c {
+		// The peer's first note of the session for f is what it holds,
+		// even below what we believed: the stored clock counts what we
+		// sent, which may have been lost with a cut connection or the
+		// peer's crash, and trusting it would never send the peer what it
+		// lacks (and the peer, which asks one session only for f, would
+		// wait for good).
+		// Nothing of f went out in this session before that note (we
+		// send only what the peer asks for); later notes only raise the
+		// clock (messages may be in flight).
+		if c, ok := s.clock[f]; first || !ok || d.Sequence > c {
 			s.clock[f] = d.Sequence
 		}
 		if d.Receive {
@@ -525,6 +554,7 @@ func (s *session) ingest(ctx context.Context, msgs <-chan json.RawMessage) error
 			if seq > s.clock[a] {
 				s.clock[a] = seq
 			}
+			delete(s.waiting, a) // progress: the stall wait starts again
 		}
 		s.mu.Unlock()
 	}

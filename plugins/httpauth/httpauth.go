@@ -81,7 +81,9 @@ func Verify(sid, cid feeds.FeedRef, sc, cc, sol string) error {
 	}
 	b64 = strings.NewReplacer("-", "+", "_", "/").Replace(b64)
 	sig, err := base64.StdEncoding.Strict().DecodeString(b64)
-	if err != nil || len(sig) != ed25519.SignatureSize {
+	// The decoder skips '\r' and '\n' even when strict; the re-encoding
+	// check refuses them too.
+	if err != nil || len(sig) != ed25519.SignatureSize || base64.StdEncoding.EncodeToString(sig) != b64 {
 		return fmt.Errorf("%w: not the canonical base64 of 64 bytes", ErrBadSolution)
 	}
 	if !ed25519.Verify(cid.PublicKey(), Payload(sid, cid, sc, cc), sig) {

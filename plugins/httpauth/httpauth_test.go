@@ -45,6 +45,10 @@ func TestSolution(t *testing.T) {
 		"no suffix":       func() error { return Verify(room.ID, client.ID, sc, cc, strings.TrimSuffix(sol, ".sig.ed25519")) },
 		"not base64":      func() error { return Verify(room.ID, client.ID, sc, cc, "!!.sig.ed25519") },
 		"short signature": func() error { return Verify(room.ID, client.ID, sc, cc, "AAAA.sig.ed25519") },
+		// base64 decoders skip line breaks, even Go's strict one.
+		"line feed in the base64":       func() error { return Verify(room.ID, client.ID, sc, cc, sol[:10]+"\n"+sol[10:]) },
+		"carriage return in the base64": func() error { return Verify(room.ID, client.ID, sc, cc, sol[:20]+"\r\n"+sol[20:]) },
+		"line feed before the suffix":   func() error { return Verify(room.ID, client.ID, sc, cc, strings.Replace(sol, ".sig", "\n.sig", 1)) },
 	} {
 		if err := bad(); !errors.Is(err, ErrBadSolution) {
 			t.Errorf("%s: %v, want ErrBadSolution", name, err)
@@ -112,6 +116,8 @@ func FuzzVerify(f *testing.F) {
 	client, room := key(f), key(f)
 	f.Add("sc", "cc", "AAAA.sig.ed25519")
 	f.Add("sc", "cc", Sign(client, room.ID, "sc", "cc"))
+	sol := Sign(client, room.ID, "sc", "cc")
+	f.Add("sc", "cc", sol[:10]+"\n"+sol[10:]) // once accepted: base64 decoders skip line breaks
 	f.Fuzz(func(t *testing.T, sc, cc, sol string) {
 		err := Verify(room.ID, client.ID, sc, cc, sol)
 		// Only the real signature of this (sc, cc) verifies.

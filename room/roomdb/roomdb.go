@@ -165,7 +165,10 @@ func OpenSQLite(ctx context.Context, path string, o Options) (*DB, error) {
 	} else {
 		f.Close()
 	}
-	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
+	// Transactions take the write lock when they begin (_txlock=immediate):
+	// one that read first and wrote later would fail with SQLITE_BUSY,
+	// without waiting, when another connection wrote in between.
+	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 	sdb, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open room database %s: %w", path, err)

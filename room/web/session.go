@@ -95,12 +95,6 @@ func visitorCSRF(w http.ResponseWriter, r *http.Request) string {
 	return t
 }
 
-// visitorCSRFOK checks a visitor's form against its cookie.
-func visitorCSRFOK(r *http.Request) bool {
-	c, err := r.Cookie(csrfCookie)
-	return err == nil && tokenEqual(r.PostForm.Get("csrf"), c.Value)
-}
-
 // limiter is a token bucket per key: rate tokens per period, burst rate.
 type limiter struct {
 	rate   int

@@ -76,6 +76,7 @@ func Run(t *testing.T, backend Backend) {
 		{"Members", testMembers},
 		{"Invites", testInvites},
 		{"InviteClaimRace", testInviteClaimRace},
+		{"SessionRace", testSessionRace},
 		{"Aliases", testAliases},
 		{"DeniedAndMode", testDeniedAndMode},
 		{"Sessions", testSessions},
@@ -347,6 +348,77 @@ func testInviteClaimRace(t *testing.T, open Opener) {
 		if c, err := b.CountMembers(ctx); err != nil || c != round+1 {
 			t.Fatalf("round %d: %d members, %v; want %d", round, c, err, round+1)
 		}
+	}
+}
+
+// testSessionRace: two handles (two room nodes) create sessions of a
+// member from 20 goroutines while a third removes the member: no session
+// outlives its member, a session made on one node is seen on the other,
+// and signing out everywhere on one node ends them on both.
+func testSessionRace(t *testing.T, open Opener) {
+	ctx := context.Background()
+	a := MustOpen(t, open, roomdb.Options{})
+	b := MustOpen(t, open, roomdb.Options{})
+	alice, bob := Key(t, 1).ID, Key(t, 2).ID
+	for _, m := range []feeds.FeedRef{alice, bob} {
+		if err := a.AddMember(ctx, m, roomdb.RoleMember); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tok, _, err := a.CreateSession(ctx, bob, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := b.Session(ctx, tok); err != nil || s.Member != bob {
+		t.Fatalf("node 2 sees node 1's session: %+v, %v", s, err)
+	}
+	const n = 20
+	tokens := make([]string, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		db := a
+		if i%2 == 1 {
+			db = b
+		}
+		wg.Go(func() {
+			<-start
+			tokens[i], _, errs[i] = db.CreateSession(ctx, alice, time.Hour)
+		})
+	}
+	var removeErr error
+	wg.Go(func() {
+		<-start
+		removeErr = b.RemoveMember(ctx, alice)
+	})
+	close(start)
+	wg.Wait()
+	if removeErr != nil {
+		t.Fatalf("remove member: %v", removeErr)
+	}
+	for i, err := range errs {
+		if err != nil && !errors.Is(err, roomdb.ErrNotFound) {
+			t.Fatalf("create session %d: %v (want success or ErrNotFound)", i, err)
+		}
+		if err == nil {
+			if _, err := a.Session(ctx, tokens[i]); !errors.Is(err, roomdb.ErrNoSession) {
+				t.Fatalf("session %d of a removed member still valid: %v", i, err)
+			}
+		}
+	}
+	snap, err := a.Dump(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Sessions) != 1 || snap.Sessions[0].Member != bob {
+		t.Fatalf("sessions left: %+v, want only bob's", snap.Sessions)
+	}
+	if n, err := b.EndSessions(ctx, bob); err != nil || n != 1 {
+		t.Fatalf("EndSessions on node 2 = %d, %v", n, err)
+	}
+	if _, err := a.Session(ctx, tok); !errors.Is(err, roomdb.ErrNoSession) {
+		t.Fatalf("node 1 after sign-out everywhere on node 2: %v", err)
 	}
 }
 
