@@ -374,8 +374,8 @@ func (s *Server) Serve(ctx context.Context, ready func()) error {
 	closers = append(closers, stopMesh)
 
 	s.wg.Add(3)
-	go s.acceptTCP(ctx, wsl)
-	go s.acceptTCP(ctx, tl)
+	go s.acceptTCP(ctx, wsl, transportWS)
+	go s.acceptTCP(ctx, tl, transportNet)
 	go s.acceptUnix(ctx, ul)
 	if ready != nil {
 		ready()
@@ -517,7 +517,15 @@ func (s *Server) acceptUnix(ctx context.Context, l net.Listener) {
 	}
 }
 
-func (s *Server) acceptTCP(ctx context.Context, l net.Listener) {
+// The transports of peer connections, as the handshake metrics name them.
+const (
+	transportNet = "net"
+	transportWS  = "ws"
+)
+
+// acceptTCP accepts peer connections from l, which carries transport (net
+// or ws), until ctx ends or l is closed.
+func (s *Server) acceptTCP(ctx context.Context, l net.Listener, transport string) {
 	defer s.wg.Done()
 	for {
 		c, err := l.Accept()
@@ -546,7 +554,7 @@ func (s *Server) acceptTCP(ctx context.Context, l net.Listener) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.handle(ctx, c)
+			s.handle(ctx, c, transport)
 		}()
 	}
 }
@@ -563,8 +571,9 @@ func ipOf(a net.Addr) (ip string, loopback bool) {
 	return host, p != nil && p.IsLoopback()
 }
 
-// handle runs one peer connection from the handshake to its end.
-func (s *Server) handle(ctx context.Context, raw net.Conn) {
+// handle runs one peer connection, reached over transport, from the
+// handshake to its end.
+func (s *Server) handle(ctx context.Context, raw net.Conn, transport string) {
 	if tc, ok := raw.(*net.TCPConn); ok && s.cfg.sendBuffer > 0 {
 		_ = tc.SetWriteBuffer(s.cfg.sendBuffer)
 	}
@@ -593,11 +602,11 @@ func (s *Server) handle(ctx context.Context, raw net.Conn) {
 	cancel()
 	<-s.pending
 	if err != nil {
-		s.metrics.handshakes.WithLabelValues("failed").Inc()
+		s.metrics.handshakes.WithLabelValues(transport, "failed").Inc()
 		s.log.Debug("handshake failed", "ip", ip, "err", err)
 		return
 	}
-	s.metrics.handshakes.WithLabelValues("ok").Inc()
+	s.metrics.handshakes.WithLabelValues(transport, "ok").Inc()
 	id, err := feeds.FeedRefFromPublicKey(sc.RemoteKey())
 	if err != nil {
 		sc.Close()

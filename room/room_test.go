@@ -666,7 +666,7 @@ func TestMetricsAndHealth(t *testing.T) {
 	m := get("http://" + s.DebugAddr() + "/metrics")
 	for _, want := range []string{
 		"room_connections 2", "room_attendants 1", "room_tunnels_total 1", "room_tunnels_open 0",
-		`room_handshakes_total{result="ok"} 2`, "room_tunnel_bytes_total",
+		`room_handshakes_total{result="ok",transport="net"} 2`, `room_handshakes_total{result="ok",transport="ws"} 0`, "room_tunnel_bytes_total",
 	} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %q", want)

@@ -25,7 +25,7 @@ func TestWSRoomTunnel(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ws, tcp := startWSRoom(t)
+			ws, tcp, _ := startWSRoom(t)
 			via := func(useWS bool) func(*Config) {
 				addr := tcp
 				if useWS {
@@ -90,7 +90,7 @@ func TestWSRoomTunnel(t *testing.T) {
 // included.
 func TestInteropWSRoomTunnel(t *testing.T) {
 	interop.Kit(t) // fails (not skips) if the kit is unusable; skips only with -short
-	ws, tcp := startWSRoom(t)
+	ws, tcp, _ := startWSRoom(t)
 	g, cg := startNodeWith(t, t.TempDir(), func(c *Config) {
 		c.Listen, c.Rooms = "off", []string{tcp}
 		c.TunnelAccept = TunnelAcceptAnyone
